@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""chesspos-positions: reproducible chess-position datasets for ML."""
+
+from .encoding import (
+    SEQUENCE_LENGTH,
+    VOCABULARY,
+    board_to_token_sequence,
+    encode_boards,
+    token_sequence_to_board,
+)
+from .games import PositionRecord, Summary, extract_board, iter_position_records
+from .sampling import Sampling
+
+__all__ = [
+    "SEQUENCE_LENGTH",
+    "VOCABULARY",
+    "PositionRecord",
+    "Sampling",
+    "Summary",
+    "board_to_token_sequence",
+    "encode_boards",
+    "extract_board",
+    "iter_position_records",
+    "token_sequence_to_board",
+]

@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""From raw games to sampled positions.
+
+:func:`parse_game` turns one :class:`~chesspos_positions.sources.RawGame`
+into its sampled plies, or a named reason for skipping it. A game is skipped
+whole, never partly: an illegal or unparsable move, a null move, an invalid
+FEN or a broken tag section anywhere means none of its positions is used.
+
+:func:`iter_position_records` walks files game by game and yields one record
+per sampled position, with the game's metadata; :func:`extract_board` wraps
+it and yields the boards alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import chess
+import chess.pgn
+import numpy as np
+
+from .encoding import encode_bitboards
+from .sampling import Sampling, game_rng, parse_rating
+from .sources import PathLike, RawGame, iter_raw_games, parse_tag, resolve_paths
+
+#: Skip reasons, in the order they are checked. Each has a counter.
+SKIP_REASONS: dict[str, str] = {
+    "broken_tags": "a malformed line in the tag section",
+    "variant": "not standard chess (Chess960 and other variants)",
+    "invalid_fen": "an invalid FEN start position",
+    "illegal_move": "an illegal or unparsable move",
+    "null_move": "a null move (--)",
+    "no_moves": "no movetext (header-only game)",
+    "elo_filtered": "dropped by the Elo tier sampling",
+    "time_control_filtered": "base time below the minimum",
+}
+
+_STANDARD_VARIANTS = frozenset({"", "standard", "from position", "normal"})
+
+
+@dataclass
+class Summary:
+    """What a pass over game files read, kept, skipped and yielded."""
+
+    games_read: int = 0
+    games_kept: int = 0
+    positions: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Summary) -> None:
+        """Accumulate ``other`` into this summary."""
+        self.games_read += other.games_read
+        self.games_kept += other.games_kept
+        self.positions += other.positions
+        self.skipped.update(other.skipped)
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain-dict form, with every skip reason present."""
+        return {
+            "games_read": self.games_read,
+            "games_kept": self.games_kept,
+            "games_skipped": sum(self.skipped.values()),
+            "skipped": {reason: self.skipped.get(reason, 0) for reason in SKIP_REASONS},
+            "positions": self.positions,
+        }
+
+
+@dataclass
+class ParsedGame:
+    """One game after parsing and sampling.
+
+    Attributes:
+        raw: the game's text and location.
+        headers: its tags, in file order.
+        digest: 16-byte BLAKE2b of the game's text (headers plus movetext);
+            it seeds the game's draws and decides its split.
+        skip: the skip reason (a key of :data:`SKIP_REASONS`), or None if kept.
+        error: a human-readable detail for the skip, naming the move or FEN.
+        plies: the sampled plies (1-based, ascending).
+        bitboards: for each sampled ply, ``(pieces (6,), white, turn, castling)``.
+        boards: the sampled boards, only when requested.
+    """
+
+    raw: RawGame
+    headers: dict[str, str]
+    digest: bytes
+    skip: str | None = None
+    error: str | None = None
+    plies: list[int] = field(default_factory=list)
+    bitboards: list[tuple[int, ...]] = field(default_factory=list)
+    boards: list[chess.Board] = field(default_factory=list)
+
+    def tokens(self) -> np.ndarray:
+        """The sampled positions' tokens, shape ``(len(plies), 69)``."""
+        return encode_snapshots(self.bitboards)
+
+
+def encode_snapshots(snapshots: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """Encode ``(pawns, knights, bishops, rooks, queens, kings, white, turn, castling)`` rows."""
+    array = np.array(snapshots, dtype=np.uint64).reshape(-1, 9)
+    return encode_bitboards(array[:, :6], array[:, 6], array[:, 7].astype(bool), array[:, 8])
+
+
+def game_digest(raw: RawGame) -> bytes:
+    """The stable content hash of a game: its tag lines plus its movetext."""
+    text = "\n".join(raw.tags) + "\n\n" + "\n".join(line.strip() for line in raw.movetext)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def starting_board(headers: dict[str, str]) -> chess.Board:
+    """The board a game starts from: its ``FEN`` tag, or the standard start.
+
+    Raises:
+        ValueError: if the FEN cannot be parsed or is not a legal position.
+    """
+    fen = headers.get("FEN")
+    if fen is None:
+        return chess.Board()
+    board = chess.Board(fen)
+    if not board.is_valid():
+        raise ValueError(f"FEN {fen!r} is not a valid position ({board.status()!r})")
+    return board
+
+
+def is_standard(headers: dict[str, str]) -> bool:
+    """True for standard chess: no ``Variant`` tag, or Standard / From Position."""
+    return headers.get("Variant", "").strip().lower() in _STANDARD_VARIANTS
+
+
+class _MainlineVisitor(chess.pgn.BaseVisitor["_MainlineVisitor"]):
+    """Records a snapshot of the board after every mainline move.
+
+    Variations are skipped without building boards. The first error (illegal,
+    ambiguous or unparsable move, or a null move) ends recording.
+    """
+
+    def __init__(self, keep_boards: bool) -> None:
+        self.keep_boards = keep_boards
+        self.snapshots: list[tuple[int, ...]] = []
+        self.boards: list[chess.Board] = []
+        self.error: tuple[str, str] | None = None
+        self._started = False
+
+    def begin_variation(self) -> chess.pgn.SkipType:
+        return chess.pgn.SKIP
+
+    def visit_move(self, board: chess.Board, move: chess.Move) -> None:
+        if not move and self.error is None:
+            self.error = ("null_move", f"null move at ply {board.ply() + 1}")
+
+    def handle_error(self, error: Exception) -> None:
+        if self.error is None:
+            self.error = ("illegal_move", str(error))
+
+    def visit_board(self, board: chess.Board) -> None:
+        if not self._started:
+            # The initial position is not a sample.
+            self._started = True
+            return
+        if self.error is not None:
+            return
+        self.snapshots.append(
+            (
+                board.pawns,
+                board.knights,
+                board.bishops,
+                board.rooks,
+                board.queens,
+                board.kings,
+                board.occupied_co[chess.WHITE],
+                board.turn,
+                board.clean_castling_rights(),
+            )
+        )
+        if self.keep_boards:
+            self.boards.append(board.copy(stack=False))
+
+    def result(self) -> _MainlineVisitor:
+        return self
+
+
+def parse_game(raw: RawGame, sampling: Sampling, seed: int, keep_boards: bool = False) -> ParsedGame:
+    """Check, replay and sample one game.
+
+    Checks run in the order of :data:`SKIP_REASONS`; the Elo and time-control
+    filters run before the moves are replayed, since they need only headers.
+    """
+    headers = dict(tag for tag in map(parse_tag, raw.tags) if tag is not None)
+    game = ParsedGame(raw=raw, headers=headers, digest=game_digest(raw))
+
+    def skip(reason: str, error: str) -> ParsedGame:
+        game.skip, game.error = reason, error
+        return game
+
+    if raw.broken_tags is not None:
+        return skip("broken_tags", f"broken tag section at {raw.broken_tags}")
+    if not is_standard(headers):
+        return skip("variant", f"variant {headers.get('Variant')!r}")
+    try:
+        starting_board(headers)
+    except ValueError as error:
+        return skip("invalid_fen", str(error))
+
+    rng = None
+    if not sampling.keep_all:
+        rng = game_rng(seed, game.digest)
+        keep = sampling.game_keep_probability(parse_rating(headers.get("WhiteElo")), parse_rating(headers.get("BlackElo")))
+        if rng.random() >= keep:
+            return skip("elo_filtered", "dropped by Elo tier sampling")
+        if not sampling.time_control_ok(headers.get("TimeControl")):
+            return skip("time_control_filtered", f"time control {headers.get('TimeControl')!r}")
+
+    visitor = _MainlineVisitor(keep_boards)
+    # Only the tags that decide the start position are passed on: the others
+    # were checked above, and python-chess would otherwise re-read them all.
+    setup = "".join(f'[{name} "{headers[name]}"]\n' for name in ("FEN", "SetUp") if name in headers)
+    chess.pgn.read_game(io.StringIO(setup + "\n" + "\n".join(raw.movetext) + "\n"), Visitor=lambda: visitor)
+    if visitor.error is not None:
+        return skip(*visitor.error)
+    if not visitor.snapshots:
+        return skip("no_moves", "no moves")
+
+    n = len(visitor.snapshots)
+    if rng is None:
+        chosen = range(n)
+    else:
+        chosen = np.flatnonzero(rng.random(n) < sampling.ply_probabilities(n)).tolist()
+    game.plies = [i + 1 for i in chosen]
+    game.bitboards = [visitor.snapshots[i] for i in chosen]
+    if keep_boards:
+        game.boards = [visitor.boards[i] for i in chosen]
+    return game
+
+
+@dataclass(frozen=True)
+class PositionRecord:
+    """One sampled position with the metadata of its game.
+
+    Attributes:
+        source: URL of the game's file.
+        game_index: 0-based index of the game in its file.
+        line: 1-based line where the game starts.
+        ply: the ply the position follows (1 = after White's first move).
+        headers: the game's tags (ratings, result, time control ...).
+        board: the position; an independent board without move history.
+    """
+
+    source: str
+    game_index: int
+    line: int
+    ply: int
+    headers: dict[str, str]
+    board: chess.Board
+
+
+def iter_parsed_games(
+    paths: PathLike | Sequence[PathLike], sampling: Sampling, seed: int, summary: Summary | None = None, keep_boards: bool = False
+) -> Iterator[ParsedGame]:
+    """Parse every game of ``paths`` in order, counting into ``summary``."""
+    summary = summary if summary is not None else Summary()
+    for raw in iter_raw_games(resolve_paths(paths)):
+        game = parse_game(raw, sampling, seed, keep_boards)
+        summary.games_read += 1
+        if game.skip is not None:
+            summary.skipped[game.skip] += 1
+        else:
+            summary.games_kept += 1
+            summary.positions += len(game.plies)
+        yield game
+
+
+def iter_position_records(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    sampling: str | Sampling = "default",
+    seed: int = 0,
+    summary: Summary | None = None,
+    **params: object,
+) -> Iterator[PositionRecord]:
+    """Yield every sampled position of ``paths`` with its game's metadata.
+
+    Args:
+        paths: files, directories (recursive), globs or fsspec URLs of
+            ``.pgn``, ``.pgn.zst``, ``.pgn.bz2`` or ``.pgn.gz`` files.
+        sampling: ``"default"``, ``"all"`` or a :class:`Sampling`.
+        seed: the sampling seed.
+        summary: if given, filled with the counts of the pass as it goes.
+        **params: overrides of individual :class:`Sampling` fields.
+    """
+    rules = sampling if isinstance(sampling, Sampling) else Sampling.from_mode(sampling, **params)
+    for game in iter_parsed_games(paths, rules, seed, summary, keep_boards=True):
+        for ply, board in zip(game.plies, game.boards):
+            yield PositionRecord(game.raw.source, game.raw.index, game.raw.line, ply, game.headers, board)
+
+
+def extract_board(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    sampling: str | Sampling = "default",
+    seed: int = 0,
+    summary: Summary | None = None,
+    **params: object,
+) -> Iterator[chess.Board]:
+    """Yield the sampled positions of ``paths`` as independent boards.
+
+    A game's positions are those after each mainline move (plies 1..n); a game
+    with a ``FEN`` tag starts from it. Non-standard variants and bad games are
+    skipped whole and counted by reason in ``summary``. The same inputs and
+    seed give the same boards on any machine.
+
+    Example:
+        >>> summary = Summary()
+        >>> boards = list(extract_board("games/", sampling="all", summary=summary))
+        >>> summary.as_dict()["games_kept"]
+    """
+    for record in iter_position_records(paths, sampling=sampling, seed=seed, summary=summary, **params):
+        yield record.board

@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Reading raw game files: exact positions, skips by reason, formats, sampling."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+from pathlib import Path
+
+import chess
+import numpy as np
+import pytest
+import zstandard
+
+from chesspos_positions import Summary, board_to_token_sequence, encode_boards, extract_board, iter_position_records
+from chesspos_positions.games import SKIP_REASONS
+from pgn_fixtures import BAD_CASES, BAD_FILE_GOOD_MOVES, bad_input_text, legal_games, replay, write_pgn
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tokens_of(boards: list[chess.Board]) -> list[list[int]]:
+    return [board_to_token_sequence(b).tolist() for b in boards]
+
+
+def assert_same_positions(got: list[chess.Board], expected: list[chess.Board]) -> None:
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.fen() == e.fen()
+
+
+@pytest.fixture(scope="module")
+def games_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    games = legal_games(seed=7, n=40)
+    return write_pgn(tmp_path_factory.mktemp("pgn") / "games.pgn", games), games
+
+
+def test_all_mode_yields_every_position_of_every_game(games_file) -> None:
+    path, games = games_file
+    summary = Summary()
+    got = list(extract_board(path, sampling="all", summary=summary))
+    assert_same_positions(got, [b for g in games for b in g.boards])
+    assert any("FEN" in g.pgn for g in games)
+    assert summary.games_read == summary.games_kept == 40
+    assert summary.positions == len(got)
+
+
+def test_bad_input_games_are_skipped_whole_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "bad.pgn"
+    path.write_text(bad_input_text())
+    summary = Summary()
+    got = list(extract_board(path, sampling="all", summary=summary))
+    assert_same_positions(got, [b for moves in BAD_FILE_GOOD_MOVES for b in replay(moves)])
+    expected = {reason: sum(1 for r, _ in BAD_CASES if r == reason) for reason in SKIP_REASONS}
+    assert summary.as_dict()["skipped"] == expected
+    assert summary.games_read == len(BAD_CASES)
+    assert summary.games_kept == 2
+
+
+def test_headers_belong_to_their_own_game(tmp_path: Path) -> None:
+    # No blank line between games, a header-only game, a ChessBase blank line
+    # inside a tag section: each record must carry its own game's headers.
+    text = (
+        '[Event "A"]\n[White "a"]\n\n1. e4 e5 1-0\n'
+        '[Event "B"]\n[White "b"]\n\n1. d4 0-1\n\n'
+        '[Event "C"]\n[White "c"]\n\n'
+        '[Event "D"]\n\n[White "d"]\n[Black "dd"]\n\n1. c4 *\n'
+    )
+    path = tmp_path / "h.pgn"
+    path.write_text(text)
+    summary = Summary()
+    records = list(iter_position_records(path, sampling="all", summary=summary))
+    assert [(r.headers["Event"], r.ply, r.board.fen()) for r in records] == [
+        ("A", 1, replay(["e4"])[0].fen()),
+        ("A", 2, replay(["e4", "e5"])[1].fen()),
+        ("B", 1, replay(["d4"])[0].fen()),
+        ("D", 1, replay(["c4"])[0].fen()),
+    ]
+    assert records[-1].headers["White"] == "d"
+    assert summary.games_read == 4 and summary.skipped["no_moves"] == 1
+
+
+def test_real_world_formatting(tmp_path: Path) -> None:
+    text = (
+        "% escape line\n"
+        '[Event "fmt"]\r\n[White "Ren\xe9"]\r\n\r\n'
+        "{ a comment before the first move } 1. e4 $1 e5!? (1... c5 2. Nf3 (2. c3) d6) 2. Nf3 ; rest of line\r\n"
+        "{ a comment\r\n\r\nwith a blank line } Nc6 3. Bb5 {[%clk 0:03:00]} *\r\n"
+    )
+    path = tmp_path / "latin1-crlf.pgn"
+    path.write_bytes(text.encode("latin-1"))
+    records = list(iter_position_records(path, sampling="all"))
+    assert_same_positions([r.board for r in records], replay(["e4", "e5", "Nf3", "Nc6", "Bb5"]))
+    assert records[0].headers["White"] == "Ren\xe9"
+
+    bom = tmp_path / "bom.pgn"
+    bom.write_bytes(b"\xef\xbb\xbf" + '[Event "bom"]\n[White "Jos\u00e9"]\n\n1. e4 *\n'.encode())
+    (record,) = iter_position_records(bom, sampling="all")
+    assert record.headers == {"Event": "bom", "White": "Jos\u00e9"}
+
+
+def test_fen_start_and_variants(tmp_path: Path) -> None:
+    fen = "4k3/8/8/8/8/8/4P3/4K3 b - - 0 40"
+    text = (
+        f'[Event "fp"]\n[Variant "From Position"]\n[SetUp "1"]\n[FEN "{fen}"]\n\n40... Kd7 41. e4 *\n\n'
+        '[Event "std"]\n[Variant "Standard"]\n\n1. e4 *\n\n'
+        '[Event "zh"]\n[Variant "Crazyhouse"]\n\n1. e4 e5 2. Nf3 N@f6 *\n'
+    )
+    path = tmp_path / "fen.pgn"
+    path.write_text(text)
+    summary = Summary()
+    got = list(extract_board(path, sampling="all", summary=summary))
+    assert_same_positions(got, replay(["Kd7", "e4"], fen) + replay(["e4"]))
+    assert summary.skipped["variant"] == 1
+
+
+@pytest.mark.parametrize(
+    "suffix, compress",
+    [
+        (".pgn.zst", lambda b: zstandard.ZstdCompressor().compress(b)),
+        (".pgn.bz2", bz2.compress),
+        (".pgn.gz", gzip.compress),
+    ],
+)
+def test_compressed_inputs_match_plain(games_file, tmp_path: Path, suffix: str, compress) -> None:
+    plain, _ = games_file
+    packed = tmp_path / f"games{suffix}"
+    packed.write_bytes(compress(plain.read_bytes()))
+    for sampling in ("all", "default"):
+        assert tokens_of(list(extract_board(packed, sampling=sampling, seed=3))) == tokens_of(
+            list(extract_board(plain, sampling=sampling, seed=3))
+        )
+
+
+def test_directories_globs_and_order(games_file, tmp_path: Path) -> None:
+    plain, _ = games_file
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.pgn").write_text('[Event "b"]\n\n1. d4 *\n')
+    (tmp_path / "a.pgn").write_text('[Event "a"]\n\n1. e4 *\n')
+    (tmp_path / "notes.txt").write_text("not a game")
+    by_dir = [r.headers["Event"] for r in iter_position_records(tmp_path, sampling="all")]
+    assert by_dir == ["a", "b"]
+    by_glob = [r.headers["Event"] for r in iter_position_records(str(tmp_path / "*.pgn"), sampling="all")]
+    assert by_glob == ["a"]
+    by_url = [r.headers["Event"] for r in iter_position_records(f"file://{tmp_path}/a.pgn", sampling="all")]
+    assert by_url == ["a"]
+
+
+def test_empty_or_missing_data_path_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        list(extract_board(tmp_path))
+    with pytest.raises(FileNotFoundError, match="nope.pgn"):
+        list(extract_board(tmp_path / "nope.pgn"))
+
+
+def test_corrupt_compressed_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pgn.zst"
+    path.write_bytes(b"this is not zstd")
+    with pytest.raises(OSError, match="broken.pgn.zst"):
+        list(extract_board(path))
+
+
+def test_sampling_is_seeded(tmp_path: Path) -> None:
+    path = write_pgn(tmp_path / "g.pgn", legal_games(seed=1, n=60))
+    a = tokens_of(list(extract_board(path, seed=5, ply_full=1, ply_keep=0.5)))
+    b = tokens_of(list(extract_board(path, seed=5, ply_full=1, ply_keep=0.5)))
+    c = tokens_of(list(extract_board(path, seed=6, ply_full=1, ply_keep=0.5)))
+    assert a == b and a != c
+    assert 0 < len(a) < len(list(extract_board(path, sampling="all")))
+
+
+def test_default_sampling_filters(tmp_path: Path) -> None:
+    games = [
+        '[Event "strong"]\n[WhiteElo "2500"]\n[BlackElo "2600"]\n[TimeControl "600+0"]\n\n',
+        '[Event "weak"]\n[WhiteElo "1200"]\n[BlackElo "2600"]\n[TimeControl "600+0"]\n\n',
+        '[Event "bullet"]\n[WhiteElo "2500"]\n[BlackElo "2600"]\n[TimeControl "60+0"]\n\n',
+        '[Event "unknown tc"]\n[WhiteElo "2500"]\n[BlackElo "2600"]\n[TimeControl "-"]\n\n',
+    ]
+    moves = " ".join(f"{i // 4 + 1}. Nf3 Nf6 Ng1 Ng8" if i % 4 == 0 else "" for i in range(0, 200, 4))
+    path = tmp_path / "s.pgn"
+    path.write_text("".join(g + moves.replace("Ng1 Ng8", "Ng1 Ng8 ") + " *\n\n" for g in games))
+    summary = Summary()
+    records = list(iter_position_records(path, summary=summary, min_ply=10, max_ply=80))
+    events = {r.headers["Event"] for r in records}
+    assert events == {"strong", "unknown tc"}
+    assert summary.skipped["time_control_filtered"] == 1 and summary.skipped["elo_filtered"] == 1
+    assert all(10 <= r.ply <= 80 for r in records)
+    # Plies past 30 keep ~0.33: out of 2 games x 50 plies (31..80), expect ~33.
+    late = sum(r.ply > 30 for r in records)
+    assert 10 < late < 60
+
+
+def test_unknown_sampling_mode() -> None:
+    with pytest.raises(ValueError, match="unknown sampling mode 'most'"):
+        list(extract_board("x.pgn", sampling="most"))
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent")
+def test_real_lichess_and_tricky_files_match_python_chess() -> None:
+    import chess.pgn
+
+    files = sorted((SHARED / "lichess").glob("*.pgn"))
+    expected = []
+    for path in files:
+        with open(path, encoding="utf-8") as handle:
+            while (game := chess.pgn.read_game(handle)) is not None:
+                board = game.board()
+                for move in game.mainline_moves():
+                    board.push(move)
+                    expected.append(board.copy(stack=False))
+    summary = Summary()
+    got = list(extract_board([str(p) for p in files], sampling="all", summary=summary))
+    # The batch encoder is checked against the per-board one above; it keeps this test fast.
+    assert np.array_equal(encode_boards(got), encode_boards(expected))
+    assert summary.positions == len(expected)
+
+    tricky = Summary()
+    assert list(extract_board(SHARED / "tricky", sampling="all", summary=tricky)) == []
+    assert tricky.games_read > 600 and tricky.skipped["no_moves"] == tricky.games_read
