@@ -10,10 +10,13 @@ from .encoding import (
 )
 from .games import PositionRecord, Summary, extract_board, iter_position_records
 from .sampling import Sampling
+from .builder import ChessposPositions, ChessposPositionsConfig
 
 __all__ = [
     "SEQUENCE_LENGTH",
     "VOCABULARY",
+    "ChessposPositions",
+    "ChessposPositionsConfig",
     "PositionRecord",
     "Sampling",
     "Summary",

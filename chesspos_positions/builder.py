@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The dataset builder: the single source of truth of the dataset's content.
+
+``builder.publish`` materialises exactly what :class:`ChessposPositions`
+generates, through :meth:`ChessposPositions.generate_batches`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from importlib.resources import files
+from pathlib import Path
+
+import datasets
+import numpy as np
+from datasets.builder import Key
+from datasets.download.streaming_download_manager import StreamingDownloadManager
+
+from .examples import FEATURES, WINDOW_MODES, make_columns
+from .games import Summary
+from .generation import Batch, generate_batches
+from .sampling import SAMPLING_MODES, Sampling
+from .sources import resolve_paths
+
+logger = datasets.utils.logging.get_logger(__name__)
+
+#: The games shipped in the package, used when no input is given. They are
+#: synthetic self-play games made by ``scripts/make_embedded_sample.py``.
+EMBEDDED_SAMPLE = str(files("chesspos_positions") / "data" / "sample_games.pgn.zst")
+
+_SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling) if f.name != "keep_all")
+
+
+@dataclass
+class ChessposPositionsConfig(datasets.BuilderConfig):
+    """BuilderConfig for chesspos-positions.
+
+    Args:
+        data_path (`str` or `list[str]`, *optional*):
+            Raw game inputs: files, directories (recursive), globs or fsspec
+            URLs of ``.pgn``/``.pgn.zst``/``.pgn.bz2``/``.pgn.gz`` files.
+            ``data_files`` and ``data_dir`` are accepted too. With none of
+            them, the embedded self-play sample is used.
+        batches (`int`, defaults to 3): number of batches.
+        batch_size (`int`, defaults to 100_000): positions per batch, both splits together.
+        train_ratio (`float`, defaults to 0.95): the train share of each batch,
+            and the target share of games assigned to train.
+        seed (`int`, defaults to 0): seed of sampling and in-batch shuffling.
+        sampling (`str`, defaults to "default"): "default" applies the
+            parameters below; "all" keeps every position of every standard game.
+        elo_tiers, min_base_time, ply_full, ply_keep, min_ply, max_ply:
+            the sampling parameters, see :class:`chesspos_positions.Sampling`.
+        window_mode (`str`, defaults to "repeat"): how ``window`` is filled;
+            "repeat" holds 10 copies of the position.
+
+    Example:
+
+    ```python
+    >>> from chesspos_positions import ChessposPositions
+    >>> builder = ChessposPositions(data_path="games/", batches=1, batch_size=1000)
+    >>> builder.download_and_prepare()
+    >>> ds = builder.as_dataset()
+    ```
+    """
+
+    data_path: str | tuple[str, ...] | None = None
+    batches: int = 3
+    batch_size: int = 100_000
+    train_ratio: float = 0.95
+    seed: int = 0
+    sampling: str = "default"
+    elo_tiers: tuple[tuple[int, float], ...] = Sampling.elo_tiers
+    min_base_time: int | None = Sampling.min_base_time
+    ply_full: int = Sampling.ply_full
+    ply_keep: float = Sampling.ply_keep
+    min_ply: int | None = None
+    max_ply: int | None = None
+    window_mode: str = "repeat"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.data_path, list):
+            self.data_path = tuple(self.data_path)
+        if isinstance(self.elo_tiers, list):
+            self.elo_tiers = tuple(tuple(tier) for tier in self.elo_tiers)
+        if self.sampling not in SAMPLING_MODES:
+            raise ValueError(f"unknown sampling mode {self.sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
+        if not 0.0 < self.train_ratio < 1.0:
+            raise ValueError(f"train_ratio must be in (0, 1), got {self.train_ratio}")
+        if self.batches < 1:
+            raise ValueError(f"batches must be >= 1, got {self.batches}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.window_mode not in WINDOW_MODES:
+            raise ValueError(f"unknown window_mode {self.window_mode!r}; expected one of {WINDOW_MODES}")
+        self.sampling_rules()  # validates the sampling parameters now, before any work
+
+    def sampling_rules(self) -> Sampling:
+        """The :class:`Sampling` these settings describe."""
+        params = {name: getattr(self, name) for name in _SAMPLING_FIELDS}
+        return Sampling.from_mode(self.sampling, **params)
+
+    def input_paths(self) -> list[str]:
+        """The raw game inputs, before expansion: data_path, data_files, data_dir or the sample."""
+        if self.data_path:
+            return [self.data_path] if isinstance(self.data_path, str) else list(self.data_path)
+        if self.data_files:
+            return [str(path) for split_files in self.data_files.values() for path in split_files]
+        if self.data_dir:
+            return [self.data_dir]
+        return [EMBEDDED_SAMPLE]
+
+
+class ChessposPositions(datasets.GeneratorBasedBuilder):
+    """Chess positions as 69-token windows, in game-level train/test batches."""
+
+    BUILDER_CONFIG_CLASS = ChessposPositionsConfig
+    BUILDER_CONFIGS = [ChessposPositionsConfig(name="default")]
+    DEFAULT_CONFIG_NAME = "default"
+    VERSION = datasets.Version("1.0.0")
+    config: ChessposPositionsConfig
+
+    #: Batches materialised once by a non-streaming build, so that parallel
+    #: jobs and both splits read them instead of regenerating the prefix.
+    _spill_dir: str | None = None
+    #: Counts of the last generation pass in this process.
+    summary: Summary | None = None
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="Chess positions encoded as 69 tokens, in windows of 10, with game-level splits.",
+            features=FEATURES,
+        )
+
+    def generate_batches(self, num_proc: int = 1, summary: Summary | None = None) -> Iterator[Batch]:
+        """Generate this config's batches, in order: the dataset's content.
+
+        Args:
+            num_proc: processes encoding work units; the output does not depend on it.
+            summary: filled with the counts of the games consumed.
+        """
+        cfg = self.config
+        yield from generate_batches(
+            resolve_paths(cfg.input_paths()),
+            cfg.sampling_rules(),
+            seed=cfg.seed,
+            batches=cfg.batches,
+            batch_size=cfg.batch_size,
+            train_ratio=cfg.train_ratio,
+            num_proc=num_proc,
+            summary=summary,
+        )
+
+    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
+        # Resolve now so that a missing or empty input fails before any work.
+        resolve_paths(self.config.input_paths())
+        if not isinstance(dl_manager, StreamingDownloadManager):
+            self._spill(dl_manager.download_config.num_proc or 1)
+        batch_ids = list(range(1, self.config.batches + 1))
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"split": str(split), "batch_ids": batch_ids})
+            for split in (datasets.Split.TRAIN, datasets.Split.TEST)
+        ]
+
+    def _spill(self, num_proc: int) -> None:
+        """Generate all batches once, to .npz files in a temporary folder."""
+        self._cleanup_spill()
+        self._spill_dir = tempfile.mkdtemp(prefix="chesspos-batches-")
+        self.summary = Summary()
+        for batch in self.generate_batches(num_proc, self.summary):
+            np.savez(Path(self._spill_dir) / f"{batch.index}.npz", train=batch.train, test=batch.test)
+
+    def _cleanup_spill(self) -> None:
+        if self._spill_dir is not None:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+            self._spill_dir = None
+
+    def _download_and_prepare(self, dl_manager, verification_mode, **prepare_split_kwargs):  # type: ignore[no-untyped-def]
+        try:
+            super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)
+        finally:
+            self._cleanup_spill()
+
+    def _batches(self, batch_ids: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(index, train, test)`` of the wanted batches, from the spill or generated."""
+        if self._spill_dir is not None:
+            for index in batch_ids:
+                path = Path(self._spill_dir) / f"{index}.npz"
+                if path.exists():
+                    with np.load(path) as arrays:
+                        yield index, arrays["train"], arrays["test"]
+            return
+        wanted = set(batch_ids)
+        for batch in self.generate_batches():
+            if batch.index in wanted:
+                yield batch.index, batch.train, batch.test
+            if batch.index >= max(wanted):
+                return
+
+    def _generate_examples(self, split: str, batch_ids: list[int]) -> Iterator[tuple[Key, dict[str, np.ndarray]]]:
+        for index, train, test in self._batches(batch_ids):
+            columns = make_columns(train if split == "train" else test, self.config.window_mode)
+            for row, (window, scalars) in enumerate(zip(columns["window"], columns["scalars"])):
+                yield Key(index, row), {"window": window, "scalars": scalars}

@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Pure work units, and their assembly into train/test batches.
+
+Generation is split in two so that the expensive part can run anywhere:
+
+1. :func:`encode_unit` is a pure function of (work unit, sampling, seed,
+   train ratio). It parses, samples, encodes and splits the games of one
+   unit, and returns numpy arrays. It runs in this process, in a local
+   process pool (:func:`map_units`), or later in a distributed engine.
+2. :class:`BatchAssembler` consumes unit results in unit order and cuts
+   batches with exact per-split quotas. It is cheap and sequential; it holds
+   at most one batch plus one unit result.
+
+Whole games go to one split, by a hash of the game's own content, so no
+game contributes positions to both train and test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
+
+import numpy as np
+
+from .encoding import SEQUENCE_LENGTH
+from .games import Summary, encode_snapshots, parse_game
+from .sampling import Sampling
+from .sources import RawGame, iter_raw_games
+
+logger = logging.getLogger(__name__)
+
+#: Games per work unit: large enough to amortise process hand-off, small
+#: enough that a unit's arrays stay a few MB.
+GAMES_PER_UNIT = 2_000
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """A run of consecutive games from one file: the unit of parallel work.
+
+    Attributes:
+        source: URL of the file.
+        first_game: index of the unit's first game in its file.
+        games: the games' raw text.
+    """
+
+    source: str
+    first_game: int
+    games: tuple[RawGame, ...]
+
+
+@dataclass
+class UnitResult:
+    """The encoded positions of one unit, per split, in game order."""
+
+    train: np.ndarray
+    test: np.ndarray
+    summary: Summary
+
+
+def iter_work_units(urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT) -> Iterator[WorkUnit]:
+    """Cut the games of ``urls`` into units, never across files."""
+    for url in urls:
+        games = iter_raw_games([url])
+        first = 0
+        while chunk := tuple(islice(games, games_per_unit)):
+            yield WorkUnit(url, first, chunk)
+            first += len(chunk)
+
+
+def is_train_game(digest: bytes, train_ratio: float) -> bool:
+    """The split of a game: train iff its digest's tail, read as a fraction, is below the ratio."""
+    return int.from_bytes(digest[8:16], "little") / 2**64 < train_ratio
+
+
+def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float) -> UnitResult:
+    """Parse, sample, encode and split the games of one unit (pure)."""
+    summary = Summary()
+    snapshots: dict[bool, list[tuple[int, ...]]] = {True: [], False: []}
+    for raw in unit.games:
+        game = parse_game(raw, sampling, seed)
+        summary.games_read += 1
+        if game.skip is not None:
+            summary.skipped[game.skip] += 1
+            if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
+                logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
+            continue
+        summary.games_kept += 1
+        summary.positions += len(game.bitboards)
+        snapshots[is_train_game(game.digest, train_ratio)].extend(game.bitboards)
+    return UnitResult(encode_snapshots(snapshots[True]), encode_snapshots(snapshots[False]), summary)
+
+
+def map_units(
+    units: Iterable[WorkUnit], sampling: Sampling, seed: int, train_ratio: float, num_proc: int = 1
+) -> Iterator[UnitResult]:
+    """Run :func:`encode_unit` over ``units``, results in unit order.
+
+    With ``num_proc > 1`` units run in a process pool, with at most two units
+    in flight per process so that memory stays flat however long the input.
+    Closing the iterator early cancels the work not yet needed.
+    """
+    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio)
+    if num_proc <= 1:
+        yield from map(work, units)
+        return
+    with ProcessPoolExecutor(num_proc) as pool:
+        pending: deque[Future[UnitResult]] = deque()
+        try:
+            for unit in units:
+                pending.append(pool.submit(work, unit))
+                if len(pending) >= 2 * num_proc:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+@dataclass
+class Batch:
+    """One batch: its 1-based index and its shuffled train and test tokens."""
+
+    index: int
+    train: np.ndarray
+    test: np.ndarray
+    partial: bool = False
+
+
+@dataclass
+class BatchAssembler:
+    """Cuts a stream of unit results into batches with exact split quotas.
+
+    Positions beyond a split's quota carry over into the next batch, so
+    nothing is dropped or repeated and batches never overlap. When the input
+    ends before ``batches`` batches are full, what is left forms the last
+    batches, marked partial and logged. Rows inside each batch are shuffled with ``(seed, batch, split)``.
+    """
+
+    batches: int
+    batch_size: int
+    train_ratio: float
+    seed: int
+    summary: Summary = field(default_factory=Summary)
+    _buffers: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"train": [], "test": []})
+
+    @property
+    def quotas(self) -> dict[str, int]:
+        """Rows per full batch for each split."""
+        train = round(self.batch_size * self.train_ratio)
+        return {"train": train, "test": self.batch_size - train}
+
+    def _buffered(self, split: str) -> int:
+        return sum(len(part) for part in self._buffers[split])
+
+    def _take(self, split: str, count: int) -> np.ndarray:
+        parts = self._buffers[split]
+        joined = np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), np.int8)
+        self._buffers[split] = [joined[count:]] if len(joined) > count else []
+        return joined[:count]
+
+    def _cut(self, index: int, partial: bool) -> Batch:
+        quotas = self.quotas
+        rows = {split: self._take(split, quotas[split]) for split in ("train", "test")}
+        for split_id, split in enumerate(("train", "test")):
+            rng = np.random.default_rng([self.seed, index, split_id])
+            rows[split] = rows[split][rng.permutation(len(rows[split]))]
+        return Batch(index, rows["train"], rows["test"], partial)
+
+    def assemble(self, results: Iterable[UnitResult]) -> Iterator[Batch]:
+        """Yield batches ``1..batches`` (the last ones possibly partial) from ``results``."""
+        index = 1
+        quotas = self.quotas
+        for result in results:
+            self.summary.add(result.summary)
+            for split in ("train", "test"):
+                if len(getattr(result, split)):
+                    self._buffers[split].append(getattr(result, split))
+            while index <= self.batches and all(self._buffered(s) >= quotas[s] for s in quotas):
+                yield self._cut(index, partial=False)
+                index += 1
+            if index > self.batches:
+                return
+        # The input ran out: what is left forms the last, partial batches.
+        if index <= self.batches and not (self._buffered("train") or self._buffered("test")):
+            logger.warning("input ran out after %d full batches of the %d asked for", index - 1, self.batches)
+        while index <= self.batches and (self._buffered("train") or self._buffered("test")):
+            batch = self._cut(index, partial=True)
+            logger.warning(
+                "input ran out: batch %d is partial (%d of %d train rows, %d of %d test rows)",
+                index, len(batch.train), quotas["train"], len(batch.test), quotas["test"],
+            )
+            yield batch
+            index += 1
+
+
+def generate_batches(
+    urls: list[str],
+    sampling: Sampling,
+    *,
+    seed: int,
+    batches: int,
+    batch_size: int,
+    train_ratio: float,
+    num_proc: int = 1,
+    summary: Summary | None = None,
+) -> Iterator[Batch]:
+    """The whole pipeline: files -> work units -> encoded unit results -> batches.
+
+    ``summary``, if given, receives the counts of the games actually consumed.
+    """
+    assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary())
+    results = map_units(iter_work_units(urls), sampling, seed, train_ratio, num_proc)
+    try:
+        yield from assembler.assemble(results)
+    finally:
+        results.close()
