@@ -242,6 +242,9 @@ class HubServer:
         self._fail_remaining = 0
         self._fail_status = 503
         self._fail_match: str | None = None
+        self._hold_remaining: int | None = None
+        self._hold_release = threading.Event()
+        self.held_requests = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -287,10 +290,36 @@ class HubServer:
         with self._lock:
             self._fail_remaining, self._fail_status, self._fail_match = n, status, path_contains
 
+    def hold_commits(self, after: int) -> threading.Event:
+        """Let ``after`` more commit requests through, then hold later ones until the returned event
+        is set. Held requests then fail with 503 and change nothing: this models a client killed
+        mid-publish, since its commit never lands. ``held_requests`` counts the requests held so far."""
+        with self._lock:
+            self._hold_remaining = after
+            self._hold_release = threading.Event()
+            return self._hold_release
+
+    def _held(self, req: Request) -> bool:
+        """Whether ``req`` is a commit to hold (see :meth:`hold_commits`)."""
+        if req.method != "POST" or "commit" not in req.segments:
+            return False
+        with self._lock:
+            if self._hold_remaining is None:
+                return False
+            if self._hold_remaining > 0:
+                self._hold_remaining -= 1
+                return False
+            self.held_requests += 1
+            return True
+
     # ----------------------------------------------------------------------------- dispatch
     def handle(self, req: Request) -> Response:
         """Route one request. Everything runs under one lock: the store is tiny and this keeps
         check-then-act sequences (parentCommit check, tag creation) atomic."""
+        if self._held(req):
+            # Wait outside the lock, so the test can keep reading the server meanwhile.
+            self._hold_release.wait(timeout=120)
+            return _json({"error": "Held by HubServer.hold_commits, then dropped"}, 503)
         with self._lock:
             if self._should_fail(req):
                 return _json({"error": f"Injected failure ({self._fail_status}) from HubServer.fail_next"},

@@ -1,0 +1,227 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The dataset card (``README.md``) of a release.
+
+The YAML front matter is made by the libraries' own classes: ``configs`` by
+``datasets``' :class:`MetadataConfigs`, ``dataset_info`` by
+:class:`DatasetInfosDict`, the rest by ``huggingface_hub``'s
+:class:`DatasetCardData`. The body states what the data is and how it was
+made; every number in it comes from the release itself. Nothing in the card
+depends on the time or the machine, so the same inputs give the same card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datasets import DatasetInfo, SplitDict, SplitInfo
+from datasets.info import DatasetInfosDict
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from chesspos_positions.encoding import VOCABULARY
+from chesspos_positions.examples import FEATURES
+from chesspos_positions.games import SKIP_REASONS, Summary
+
+from .shards import SPLITS, Shard
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A raw input file as the card lists it."""
+
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """Everything the card reports about one release."""
+
+    repo_id: str
+    pretty_name: str
+    license: str
+    parameters: dict[str, object]
+    sources: list[SourceFile]
+    summary: Summary
+    shards: list[Shard]
+    versions: list[tuple[str, int]]  # (tag, batches), oldest first, this release last
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket of ``n`` examples."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    return next((label for bound, label in bounds if n < bound), "1B<n<10B")
+
+
+def split_infos(shards: list[Shard]) -> SplitDict:
+    """Exact per-split example and byte counts of the shards."""
+    splits = SplitDict()
+    for split in SPLITS:
+        own = [s for s in shards if s.path_in_repo.startswith(f"{split}/")]
+        splits.add(SplitInfo(name=split, num_examples=sum(s.num_examples for s in own), num_bytes=sum(s.num_bytes for s in own)))
+    return splits
+
+
+def card_data(release: Release) -> DatasetCardData:
+    """The card's YAML front matter."""
+    splits = split_infos(release.shards)
+    total = sum(info.num_examples for info in splits.values())
+    data = DatasetCardData(
+        license=release.license,
+        pretty_name=release.pretty_name,
+        tags=["chess", "chess-positions", "board-games", "pgn", "lichess"],
+        task_categories=["other"],
+        size_categories=[size_category(total)],
+    )
+    MetadataConfigs(
+        {"default": {"data_files": [{"split": split, "path": f"{split}/*.parquet"} for split in SPLITS]}}
+    ).to_dataset_card_data(data)
+    info = DatasetInfo(
+        features=FEATURES,
+        splits=splits,
+        download_size=sum(s.size for s in release.shards),
+        dataset_size=sum(info.num_bytes for info in splits.values()),
+    )
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    return data
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def card_body(release: Release) -> str:
+    """The card's Markdown body."""
+    splits = split_infos(release.shards)
+    summary = release.summary
+    vocabulary = _table(["token", "meaning"], [[token, meaning] for token, meaning in VOCABULARY.items()])
+    counts = _table(
+        ["split", "examples", "shards", "Arrow bytes", "Parquet bytes"],
+        [
+            [
+                split,
+                info.num_examples,
+                sum(1 for s in release.shards if s.path_in_repo.startswith(f"{split}/")),
+                info.num_bytes,
+                sum(s.size for s in release.shards if s.path_in_repo.startswith(f"{split}/")),
+            ]
+            for split, info in splits.items()
+        ],
+    )
+    parameters = _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in release.parameters.items()])
+    sources = _table(["file", "bytes", "sha256"], [[f"`{s.name}`", s.size, f"`{s.sha256}`"] for s in release.sources])
+    games = _table(
+        ["games", "count"],
+        [["read", summary.games_read], ["kept", summary.games_kept]]
+        + [[f"skipped: {reason} ({text})", summary.skipped.get(reason, 0)] for reason, text in SKIP_REASONS.items()],
+    )
+    versions = _table(["tag", "batches"], [[f"`{tag}`", batches] for tag, batches in release.versions])
+    latest = release.versions[-1][0]
+    return f"""# {release.pretty_name}
+
+Chess positions for machine learning, each encoded as 69 tokens. Built from raw
+game files with the `chesspos-positions` builder (GPL-3.0-or-later).
+
+## Load
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("{release.repo_id}", streaming=True)          # latest
+ds = load_dataset("{release.repo_id}", revision="{latest}")     # pinned to this release
+for example in ds["train"]:
+    window = example["window"]    # 10 x 69 int8 tokens
+    break
+```
+
+Decode a window back into a board (needs `pip install chesspos-positions`, or
+the table below and python-chess):
+
+```python
+import numpy as np
+from chesspos_positions import token_sequence_to_board
+
+board = token_sequence_to_board(np.asarray(window[0], dtype=np.int8))
+print(board.fen())
+```
+
+Reading fast: iterate in batches rather than example by example, for example
+`load_dataset(..., streaming=True).with_format("arrow").iter(batch_size=10_000)`,
+or read the Parquet files with `pyarrow` directly. Python lists per example are
+the slowest way to read. `with_format("numpy")` widens integers to `int64`;
+pass `dtype=np.int8` to keep them small.
+
+## Schema
+
+| column | feature | content |
+|---|---|---|
+| `window` | `Array2D(shape=(10, 69), dtype="int8")` | 10 identical copies of the position's 69 tokens |
+| `scalars` | `Sequence(Value("int8"), length=3)` | reserved; all zeros in this release |
+
+Windows repeat one position 10 times: the window mode is `repeat`. Later
+versions may fill windows with consecutive positions and `scalars` with values.
+
+## The encoding
+
+- indices 0-63: the squares in python-chess order (a1=0, b1=1, ... h8=63);
+- index 64: side to move;
+- indices 65-68: castling rights: White kingside, White queenside, Black
+  kingside, Black queenside.
+
+{vocabulary}
+
+The encoding is lossy: **the en passant square and the move counters
+(halfmove clock, fullmove number) are not encoded.** Castling rights are the
+rights python-chess reports as valid for the position.
+
+## Splits
+
+Each game goes wholly to train or to test, by a stable hash (BLAKE2b) of its
+own text (headers plus moves): no game contributes positions to both splits.
+The target share of train games is `train_ratio`. Each batch `k` holds exactly
+`round(batch_size * train_ratio)` train rows and the rest as test rows;
+positions past a split's quota carry over into the next batch, and rows are
+shuffled inside each batch with the seed. Shards are `train/batch_NNN.parquet`
+and `test/batch_NNN.parquet`, one pair per batch.
+
+{counts}
+
+## Generation parameters
+
+{parameters}
+
+A game's positions are those after each mainline move (plies 1..n); games with
+a `FEN` tag start from it. Only standard chess is used. In sampling mode
+`default`, a game is kept with the probability of the Elo tier of its lower
+rating (unknown ratings count as 0), games with a base time below
+`min_base_time` seconds are skipped, and ply `p` is kept with probability
+`min((p / ply_full)^2, 1) * ply_keep`. Mode `all` keeps every position.
+
+## Source files
+
+{sources}
+
+## Games
+
+Counts over the games read to produce this release.
+
+{games}
+
+Positions sampled from these games: {summary.positions}. Positions beyond the
+last batch's quota are not published.
+
+## Versions
+
+Each release is a git tag; earlier tags keep loading exactly what they held.
+
+{versions}
+"""
+
+
+def build_card(release: Release) -> DatasetCard:
+    """The complete dataset card of ``release``."""
+    return DatasetCard(f"---\n{card_data(release).to_yaml()}\n---\n\n{card_body(release)}")

@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Publish options: defaults, overridden by a YAML config, overridden by flags.
+
+Every value is checked before any work starts: an unknown key, a value of the
+wrong type or out of range is a clear error naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from chesspos_positions.builder import ChessposPositionsConfig
+from chesspos_positions.sampling import SAMPLING_MODES
+
+DEFAULT_OUTPUT_DIR = "out"
+
+
+class OptionsError(ValueError):
+    """A bad option value; the message names the option and where it came from."""
+
+
+@dataclass
+class PublishOptions:
+    """What ``python -m builder.publish`` does. See ``--help`` for each field."""
+
+    repo: str | None = None
+    data_path: list[str] | None = None
+    batches: int = 3
+    batch_size: int = 100_000
+    train_ratio: float = 0.95
+    seed: int = 0
+    sampling: str = "default"
+    num_proc: int = 1
+    dry_run: bool = False
+    output_dir: str | None = None
+    tag: str | None = None
+    resume: bool = False
+    private: bool = False
+    token: str | None = None
+    license: str = "cc0-1.0"
+    pretty_name: str = "Chess positions"
+    profile: bool = False
+    # Sampling parameters and the window mode: YAML only, as rarely changed.
+    elo_tiers: list[list[float]] | None = None
+    min_base_time: int | None = 300
+    ply_full: int = 30
+    ply_keep: float = 0.33
+    min_ply: int | None = None
+    max_ply: int | None = None
+    window_mode: str = "repeat"
+
+    def builder_kwargs(self) -> dict[str, Any]:
+        """The builder config fields these options set."""
+        kwargs: dict[str, Any] = {
+            "data_path": tuple(self.data_path) if self.data_path else None,
+            "batches": self.batches,
+            "batch_size": self.batch_size,
+            "train_ratio": self.train_ratio,
+            "seed": self.seed,
+            "sampling": self.sampling,
+            "min_base_time": self.min_base_time,
+            "ply_full": self.ply_full,
+            "ply_keep": self.ply_keep,
+            "min_ply": self.min_ply,
+            "max_ply": self.max_ply,
+            "window_mode": self.window_mode,
+        }
+        if self.elo_tiers is not None:
+            kwargs["elo_tiers"] = tuple(tuple(tier) for tier in self.elo_tiers)
+        return kwargs
+
+    def builder_config(self) -> ChessposPositionsConfig:
+        """The builder config these options describe (validated by the config itself)."""
+        return ChessposPositionsConfig(name="default", **self.builder_kwargs())
+
+    @property
+    def output_path(self) -> Path | None:
+        if self.output_dir is not None:
+            return Path(self.output_dir)
+        return Path(DEFAULT_OUTPUT_DIR) if self.dry_run else None
+
+
+_FIELDS = {f.name: f for f in fields(PublishOptions)}
+#: Keys a config file may not set: secrets do not belong in files.
+_NOT_IN_FILES = {"token"}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+}
+
+
+def _check_type(name: str, value: Any, origin: str) -> Any:
+    """Check a value from ``origin`` against the field's annotation; return it normalised."""
+    annotation = str(_FIELDS[name].type)
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise OptionsError(f"{origin}: {name} must not be empty")
+    if name == "data_path":
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise OptionsError(f"{origin}: data_path must be a path or a list of paths, got {value!r}")
+        return value
+    if name == "elo_tiers":
+        if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 for t in value):
+            raise OptionsError(f"{origin}: elo_tiers must be a list of [min_rating, keep_probability] pairs, got {value!r}")
+        return value
+    kind = annotation.split(" |")[0]
+    accepted = _TYPES[kind]
+    # bool is an int in Python; a YAML "true" for a count is still a mistake.
+    if not isinstance(value, accepted) or (kind != "bool" and isinstance(value, bool)):
+        raise OptionsError(f"{origin}: {name} must be {kind}, got {value!r}")
+    return float(value) if kind == "float" else value
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    """Read a YAML config file into option values, checking keys and types."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as error:
+        raise OptionsError(f"cannot read config file {path}: {error}") from error
+    except yaml.YAMLError as error:
+        raise OptionsError(f"config file {path} is not valid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise OptionsError(f"config file {path} must hold a mapping of options, got {type(data).__name__}")
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in _FIELDS or name in _NOT_IN_FILES:
+            hint = " (use HF_TOKEN or --token)" if name in _NOT_IN_FILES else ""
+            valid = ", ".join(sorted(set(_FIELDS) - _NOT_IN_FILES))
+            raise OptionsError(f"config file {path}: unknown key {key!r}{hint}; valid keys: {valid}")
+        values[name] = _check_type(name, value, f"config file {path}")
+    return values
+
+
+def resolve_options(args: argparse.Namespace) -> PublishOptions:
+    """Merge defaults < YAML config < flags, and validate the result."""
+    values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    for name in _FIELDS:
+        flag = getattr(args, name, None)
+        if flag is not None:
+            values[name] = flag
+    options = PublishOptions(**values)
+    validate(options)
+    return options
+
+
+def validate(options: PublishOptions) -> None:
+    """Check values across options and through the builder config."""
+    if options.sampling not in SAMPLING_MODES:
+        raise OptionsError(f"--sampling must be one of {', '.join(SAMPLING_MODES)}, got {options.sampling!r}")
+    if options.num_proc < 1:
+        raise OptionsError(f"--num-proc must be >= 1, got {options.num_proc}")
+    if options.repo is not None:
+        try:
+            validate_repo_id(options.repo)
+        except HFValidationError as error:
+            raise OptionsError(f"--repo {options.repo!r} is not a valid repo id: {error}") from error
+        if "/" not in options.repo:
+            raise OptionsError(f"--repo must be NAMESPACE/NAME, got {options.repo!r}")
+    elif not options.dry_run:
+        raise OptionsError("--repo NAMESPACE/NAME is required unless --dry-run")
+    if options.tag is not None and (not options.tag or any(c.isspace() for c in options.tag)):
+        raise OptionsError(f"--tag must be a non-empty name without spaces, got {options.tag!r}")
+    try:
+        options.builder_config()
+    except ValueError as error:
+        raise OptionsError(str(error)) from error

@@ -1,0 +1,331 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``python -m builder.publish``: materialise the builder to Parquet + card, and push.
+
+The shards are exactly what :meth:`ChessposPositions.generate_batches`
+yields; this module only writes them, describes them in the card, and
+moves them to the Hub: one commit per batch, the card last, then a tag.
+
+Examples::
+
+    python -m builder.publish --dry-run                     # embedded sample -> ./out
+    python -m builder.publish --repo user/chesspos-positions --data-path ./data/raw
+    python -m builder.publish --repo user/chesspos-positions --batches 4   # append v2
+    python -m builder.publish --repo user/chesspos-positions --resume      # after a crash
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import fsspec
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
+from tqdm.auto import tqdm
+
+from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions
+from chesspos_positions.games import Summary
+from chesspos_positions.sampling import SAMPLING_MODES
+from chesspos_positions.sources import resolve_paths
+
+from . import hub
+from .card import Release, SourceFile, build_card
+from .hub import PublishError
+from .options import DEFAULT_OUTPUT_DIR, OptionsError, PublishOptions, resolve_options
+from .shards import SPLITS, Shard, file_sha256, shard_path, write_shard
+
+logger = logging.getLogger("builder.publish")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m builder.publish",
+        description="Build chess-position Parquet shards and a dataset card from raw games, and push them to the Hub.",
+        epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`.",
+    )
+    add = parser.add_argument
+    add("--repo", help="dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)")
+    add("--data-path", nargs="+", metavar="PATH",
+        help="raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
+             "(default: the embedded self-play sample)")
+    add("--batches", type=int, help="number of batches (default 3); more than on the repo appends a version")
+    add("--batch-size", type=int, help="positions per batch, train and test together (default 100000)")
+    add("--train-ratio", type=float, help="train share of each batch and target share of train games (default 0.95)")
+    add("--seed", type=int, help="seed of sampling and in-batch shuffling (default 0)")
+    add("--sampling", choices=SAMPLING_MODES, help="'default' filters by Elo, time control and ply; 'all' keeps every position")
+    add("--num-proc", type=int, help="processes for parsing and encoding (default 1); output does not depend on it")
+    add("--dry-run", action="store_true", default=None, help="write shards and card locally only: no token, no network")
+    add("--output-dir", help=f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; "
+                             "otherwise a temporary folder)")
+    add("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")
+    add("--tag", help="tag of this release (default: the next vN)")
+    add("--resume", action="store_true", default=None, help="continue an interrupted release: upload only what is missing")
+    add("--private", action="store_true", default=None, help="create the repo as private")
+    add("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
+    add("--license", help="license id for the dataset card (default cc0-1.0: Lichess games are CC0)")
+    add("--profile", action="store_true", default=None, help="print stage timings at the end")
+    return parser.parse_args(argv)
+
+
+class Stages:
+    """Wall-clock time per stage, for --profile."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def time(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+def display_name(url: str, inputs: list[str]) -> str:
+    """How the card names a source file: no machine-specific absolute paths."""
+    if url == os.path.normpath(EMBEDDED_SAMPLE):
+        return "chesspos_positions/data/sample_games.pgn.zst (embedded self-play sample)"
+    if "://" in url:
+        return url
+    roots = [os.path.normpath(os.path.abspath(p)) for p in inputs if "://" not in p]
+    base = os.path.commonpath([os.path.dirname(r) if os.path.isfile(r) else r for r in roots]) if roots else ""
+    return os.path.relpath(url, base) if base else url
+
+
+def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
+    """Size and sha256 of each raw input file, streamed."""
+    sources = []
+    for url in urls:
+        fs, path = fsspec.core.url_to_fs(url)
+        with fs.open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        sources.append(SourceFile(display_name(url, inputs), digest, fs.size(path)))
+    return sources
+
+
+def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
+    config = options.builder_config()
+    return {
+        "data_path": [display_name(os.path.normpath(p) if "://" not in p else p, inputs) for p in inputs],
+        "batches": config.batches,
+        "batch_size": config.batch_size,
+        "train_ratio": config.train_ratio,
+        "seed": config.seed,
+        "sampling": config.sampling,
+        "elo_tiers": [list(t) for t in config.sampling_rules().elo_tiers],
+        "min_base_time": config.min_base_time,
+        "ply_full": config.ply_full,
+        "ply_keep": config.ply_keep,
+        "min_ply": config.min_ply,
+        "max_ply": config.max_ply,
+        "window_mode": config.window_mode,
+    }
+
+
+def clear_stale_shards(root: Path, keep: set[str]) -> None:
+    """Remove shards of an earlier, larger run from an output folder."""
+    for split in SPLITS:
+        for path in sorted((root / split).glob("batch_*.parquet")):
+            if f"{split}/{path.name}" not in keep:
+                logger.info("removing stale shard %s", path)
+                path.unlink()
+
+
+class Publisher:
+    """One run of ``builder.publish``."""
+
+    def __init__(self, options: PublishOptions) -> None:
+        self.options = options
+        self.config = options.builder_config()
+        self.stages = Stages()
+        self.api: HfApi | None = None
+        self.state = hub.RepoState()
+        self.tag: str | None = options.tag
+
+    def check_remote(self) -> None:
+        """Authenticate and check the repo before any work, so a bad token or a conflict costs nothing."""
+        options = self.options
+        assert options.repo is not None
+        with self.stages.time("hub"):
+            self.api, user = hub.authenticate(options.token)
+            logger.info("authenticated as %s", user)
+            self.state = hub.read_state(self.api, options.repo)
+        state = self.state
+        tagged = max(state.tags.values(), default=0)
+        if state.batches > self.config.batches:
+            raise PublishError(
+                f"{options.repo} already holds {state.batches} batches; --batches {self.config.batches} would drop some. "
+                f"Ask for at least {state.batches}."
+            )
+        if state.batches > tagged and not options.resume:
+            raise PublishError(
+                f"{options.repo} holds {state.batches} batches but its newest tag covers {tagged}: "
+                "an earlier release was interrupted. Rerun it with --resume (same options)."
+            )
+        if self.tag is None:
+            self.tag = hub.next_version_tag(state.tags)
+        elif self.tag in state.tags:
+            raise PublishError(f"tag {self.tag!r} already exists on {options.repo}; choose another --tag")
+
+    def run(self) -> int:
+        options = self.options
+        if not options.dry_run:
+            self.check_remote()
+        inputs = self.config.input_paths()
+        urls = resolve_paths(inputs)  # an empty or missing data path fails here, before any work
+        root = options.output_path
+        scratch = None
+        if root is None:
+            scratch = tempfile.mkdtemp(prefix="chesspos-publish-")
+            root = Path(scratch)
+        try:
+            return self._publish(root, urls, inputs)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _publish(self, root: Path, urls: list[str], inputs: list[str]) -> int:
+        options, config = self.options, self.config
+        root.mkdir(parents=True, exist_ok=True)
+        clear_stale_shards(root, {shard_path(s, i, config.batches) for s in SPLITS for i in range(1, config.batches + 1)})
+        # The builder's cache is never written here: publish only runs its generator.
+        builder = ChessposPositions(cache_dir=tempfile.gettempdir(), **options.builder_kwargs())
+        summary = Summary()
+        shards: list[Shard] = []
+        head = self.state.head
+        pushing = self.api is not None
+        if pushing:
+            with self.stages.time("hub"):
+                hub.ensure_repo(self.api, options.repo, options.private)
+                head = head or hub.read_state(self.api, options.repo).head
+
+        progress = tqdm(total=config.batches * config.batch_size, unit=" samples", desc="Generating", disable=None)
+        batches = builder.generate_batches(options.num_proc, summary)
+        while True:
+            with self.stages.time("generate (read, parse, encode, split)"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            with self.stages.time("write"):
+                pair = [
+                    write_shard(getattr(batch, split), config.window_mode, root, shard_path(split, batch.index, config.batches))
+                    for split in SPLITS
+                ]
+            shards += pair
+            progress.update(len(batch.train) + len(batch.test))
+            if pushing:
+                with self.stages.time("upload"):
+                    head = self._push_batch(batch.index, pair, head)
+        progress.close()
+        if not shards:
+            raise PublishError(f"no positions were sampled from {', '.join(inputs)}: nothing to publish")
+
+        with self.stages.time("card"):
+            sources = describe_sources(urls, inputs)
+            batches_done = len(shards) // 2
+            versions = sorted(self.state.tags.items(), key=lambda item: (item[1], item[0]))
+            versions.append((self.tag or options.tag or "v1", batches_done))
+            release = Release(
+                repo_id=options.repo or "user/chesspos-positions",
+                pretty_name=options.pretty_name,
+                license=options.license,
+                parameters=card_parameters(options, inputs),
+                sources=sources,
+                summary=summary,
+                shards=shards,
+                versions=versions,
+            )
+            card_path = root / "README.md"
+            build_card(release).save(card_path)
+        if pushing:
+            with self.stages.time("upload"):
+                head = self._push_card(card_path, head)
+                if self.state.tags.get(self.tag) is None:
+                    hub.create_tag(self.api, options.repo, self.tag, head)
+        self._report(root, shards, summary, builder_partial=batches_done < config.batches)
+        return 0
+
+    def _push_batch(self, index: int, pair: list[Shard], head: str | None) -> str | None:
+        """Commit one batch's shards unless the repo already holds them, byte for byte."""
+        options = self.options
+        remote = {s.path_in_repo: self.state.files.get(s.path_in_repo) for s in pair}
+        if all(remote[s.path_in_repo] == s.sha256 for s in pair):
+            logger.info("batch %d is already on %s; not uploading it again", index, options.repo)
+            return head
+        if any(sha is not None for sha in remote.values()):
+            raise PublishError(
+                f"{options.repo} holds {', '.join(p for p, sha in remote.items() if sha)} with other content than "
+                "these options and seed produce: it was published with other settings. Nothing was overwritten; "
+                "use the original options, or another repo."
+            )
+        rows = {s.path_in_repo.split("/")[0]: s.num_examples for s in pair}
+        message = f"Add batch {index:03d} ({rows['train']} train, {rows['test']} test rows)"
+        return hub.commit(self.api, options.repo, [(s.path_in_repo, s.local_path) for s in pair], message, head)
+
+    def _push_card(self, card_path: Path, head: str | None) -> str | None:
+        if self.state.files.get("README.md") == git_hash(card_path.read_bytes()) and head == self.state.head:
+            return head
+        return hub.commit(self.api, self.options.repo, [("README.md", card_path)], f"Update dataset card for {self.tag}", head)
+
+    def _report(self, root: Path, shards: list[Shard], summary: Summary, builder_partial: bool) -> None:
+        options = self.options
+        counts = summary.as_dict()
+        lines = [
+            "",
+            "chesspos-positions publish summary",
+            f"  games read {counts['games_read']}, kept {counts['games_kept']}, skipped {counts['games_skipped']}",
+        ]
+        lines += [f"    skipped {reason}: {n}" for reason, n in counts["skipped"].items() if n]
+        for split in SPLITS:
+            own = [s for s in shards if s.path_in_repo.startswith(f"{split}/")]
+            lines.append(f"  {split}: {sum(s.num_examples for s in own)} samples in {len(own)} shards, {sum(s.size for s in own)} bytes")
+        total = sum(s.num_examples for s in shards)
+        size = sum(s.size for s in shards)
+        lines.append(f"  written: {size} bytes, {size / max(total, 1):.1f} bytes/sample")
+        if builder_partial:
+            lines.append(f"  note: the input ran out: {len(shards) // 2} of {self.config.batches} batches, the last partial")
+        if options.output_path is not None:
+            lines.append(f"  local copy: {root.resolve()}")
+            lines.append(f"  load it: load_dataset({str(root)!r}, streaming=True)")
+        if self.api is not None:
+            lines.append(f"  pushed: {self.api.endpoint}/datasets/{options.repo} (tag {self.tag})")
+            lines.append(f"  load it: load_dataset({options.repo!r}, streaming=True, revision={self.tag!r})")
+        if options.profile:
+            lines.append("  stage timings (s):")
+            lines += [f"    {stage}: {seconds:.2f}" for stage, seconds in self.stages.seconds.items()]
+        print("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("builder", "chesspos_positions"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    args = parse_args(argv)
+    try:
+        options = resolve_options(args)
+        return Publisher(options).run()
+    except (OptionsError, PublishError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except HfHubHTTPError as error:
+        print(f"error: the Hub refused a request: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""builder.publish end to end: real processes, real HfApi and load_dataset, a local Hub."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from huggingface_hub import DatasetCard, HfApi
+
+from builder import hub as hub_client
+from builder.publish import main as publish_main
+from chesspos_positions import ChessposPositions
+from conftest import TOKEN, Hub
+from pgn_fixtures import legal_games, write_pgn
+
+BATCHES, BATCH_SIZE = 3, 300
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+LOAD_SCRIPT = """
+import json, sys
+import numpy as np
+from datasets import load_dataset
+path, revision, streaming, out = sys.argv[1:]
+ds = load_dataset(path, revision=revision or None, streaming=streaming == "1")
+arrays, features = {}, {}
+for split in ("train", "test"):
+    rows = list(ds[split])
+    arrays[split] = np.array([r["window"] for r in rows], dtype=np.int64)
+    arrays[split + "_scalars"] = np.array([r["scalars"] for r in rows], dtype=np.int64)
+    features[split] = repr(ds[split].features)
+np.savez(out, **arrays)
+print(json.dumps(features))
+"""
+
+
+@pytest.fixture(scope="module")
+def games(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pgn(tmp_path_factory.mktemp("games") / "games.pgn", legal_games(seed=21, n=80, fen_every=3))
+
+
+def publish(hub: Hub, *args: str, token: str | None = TOKEN, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m builder.publish`` in a fresh process against the local Hub."""
+    result = subprocess.run(
+        [sys.executable, "-m", "builder.publish", *args],
+        cwd=REPO_ROOT, env=hub.env(token), capture_output=True, text=True, timeout=300,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def load(hub: Hub, path: str, tmp_path: Path, revision: str = "", streaming: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """Load with the real load_dataset in a fresh process with a fresh cache."""
+    out = tmp_path / f"loaded-{time.monotonic_ns()}.npz"
+    env = hub.env(None)
+    env["HF_HOME"] = env["HF_DATASETS_CACHE"] = str(tmp_path / f"cache-{time.monotonic_ns()}")
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, path, revision, "1" if streaming else "0", str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(out) as arrays:
+        return {k: arrays[k] for k in arrays.files}, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def expected_rows(games: Path, batches: int) -> dict[str, np.ndarray]:
+    """What the builder generates for the same options: the single source of truth."""
+    builder = ChessposPositions(data_path=str(games), batches=batches, batch_size=BATCH_SIZE, sampling="all")
+    produced = list(builder.generate_batches())
+    return {split: np.concatenate([getattr(b, split) for b in produced]) for split in ("train", "test")}
+
+
+def assert_matches_builder(loaded: dict[str, np.ndarray], features: dict, expected: dict[str, np.ndarray]) -> None:
+    for split in ("train", "test"):
+        windows = loaded[split]
+        assert windows.shape == (len(expected[split]), 10, 69)
+        assert (windows == expected[split][:, None, :]).all()
+        assert (loaded[split + "_scalars"] == 0).all() and loaded[split + "_scalars"].shape == (len(windows), 3)
+        assert features[split] == repr(ChessposPositions().info.features)
+
+
+def common_args(games: Path, batches: int = BATCHES) -> list[str]:
+    return ["--data-path", str(games), "--batches", str(batches), "--batch-size", str(BATCH_SIZE), "--sampling", "all"]
+
+
+def test_publish_then_load_streaming_and_not(hub: Hub, games: Path, tmp_path: Path) -> None:
+    repo = "user/e2e"
+    result = publish(hub, "--repo", repo, *common_args(games))
+    assert "pushed" in result.stdout and "games read 80" in result.stdout
+
+    titles = [c.title for c in hub.server.commits(repo)]
+    assert titles[:4] == ["Update dataset card for v1", "Add batch 003 (285 train, 15 test rows)",
+                          "Add batch 002 (285 train, 15 test rows)", "Add batch 001 (285 train, 15 test rows)"]
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    assert [t.name for t in api.list_repo_refs(repo, repo_type="dataset").tags] == ["v1"]
+    assert sorted(api.list_repo_files(repo, repo_type="dataset")) == [
+        ".gitattributes", "README.md",
+        *[f"{s}/batch_00{i}.parquet" for s in ("test", "train") for i in (1, 2, 3)],
+    ]
+
+    expected = expected_rows(games, BATCHES)
+    assert_matches_builder(*load(hub, repo, tmp_path), expected)
+    assert_matches_builder(*load(hub, repo, tmp_path, streaming=False), expected)
+
+
+def test_dry_run_needs_no_token_and_loads_the_same(hub: Hub, games: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dry"
+    result = publish(hub, "--dry-run", "--output-dir", str(out), *common_args(games), token=None)
+    assert "bytes/sample" in result.stdout
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "README.md", *[f"{s}/batch_00{i}.parquet" for s in ("test", "train") for i in (1, 2, 3)],
+    ]
+    assert_matches_builder(*load(hub, str(out), tmp_path), expected_rows(games, BATCHES))
+
+
+def test_append_a_version_keeps_earlier_tags(hub: Hub, games: Path, tmp_path: Path) -> None:
+    repo = "user/versions"
+    publish(hub, "--repo", repo, *common_args(games))
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    v1_files = {f.path: f.lfs.sha256 for f in api.list_repo_tree(repo, repo_type="dataset", recursive=True, revision="v1")
+                if getattr(f, "lfs", None)}
+    publish(hub, "--repo", repo, *common_args(games, batches=4))
+    assert [c.title for c in hub.server.commits(repo)][:2] == ["Update dataset card for v2", "Add batch 004 (285 train, 15 test rows)"]
+    head_files = {f.path: f.lfs.sha256 for f in api.list_repo_tree(repo, repo_type="dataset", recursive=True)
+                  if getattr(f, "lfs", None)}
+    assert {p: head_files[p] for p in v1_files} == v1_files  # earlier shards untouched
+
+    v1, _ = load(hub, repo, tmp_path, revision="v1")
+    v2, _ = load(hub, repo, tmp_path, revision="v2")
+    four = expected_rows(games, 4)
+    assert len(v1["train"]) == 3 * 285 and len(v2["train"]) == 4 * 285
+    assert (v1["train"][:, 0] == four["train"][: 3 * 285]).all()
+    assert (v2["test"][:, 0] == four["test"]).all()
+    card = DatasetCard.load(repo, repo_type="dataset", token=TOKEN)
+    assert "| `v1` | 3 |" in card.text and "| `v2` | 4 |" in card.text
+
+
+def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path: Path) -> None:
+    reference, killed = "user/uninterrupted", "user/killed"
+    publish(hub, "--repo", reference, *common_args(games))
+
+    # Let the first batch commit through, then hold the next: the process is
+    # killed while it waits, after exactly one batch landed.
+    release = hub.server.hold_commits(after=1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder.publish", "--repo", killed, *common_args(games)],
+        cwd=REPO_ROOT, env=hub.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        held_before = hub.server.held_requests
+        deadline = time.monotonic() + 120
+        while hub.server.held_requests == held_before and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        release.set()
+        hub.server.hold_commits(after=10**9)
+    assert [c.title for c in hub.server.commits(killed)][0].startswith("Add batch 001")
+
+    refused = publish(hub, "--repo", killed, *common_args(games), check=False)
+    assert refused.returncode != 0 and "--resume" in refused.stderr
+
+    publish(hub, "--repo", killed, *common_args(games), "--resume")
+    titles = [c.title for c in hub.server.commits(killed)]
+    assert sum(t.startswith("Add batch 001") for t in titles) == 1  # not uploaded twice
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+
+    def snapshot(repo: str) -> dict[str, str]:
+        return {f.path: (f.lfs.sha256 if f.lfs else f.blob_id)
+                for f in api.list_repo_tree(repo, repo_type="dataset", recursive=True) if hasattr(f, "blob_id")}
+
+    ref_files, killed_files = snapshot(reference), snapshot(killed)
+    readme_ref = api.hf_hub_download(reference, "README.md", repo_type="dataset")
+    readme_killed = api.hf_hub_download(killed, "README.md", repo_type="dataset")
+    assert Path(readme_ref).read_text().replace(reference, "REPO") == Path(readme_killed).read_text().replace(killed, "REPO")
+    ref_files.pop("README.md"), killed_files.pop("README.md")
+    assert ref_files == killed_files
+    assert [t.name for t in api.list_repo_refs(killed, repo_type="dataset").tags] == ["v1"]
+
+
+@pytest.mark.parametrize("token, message", [(None, "not logged in"), ("hf_wrong", "rejected")])
+def test_bad_or_missing_token_fails_first_and_commits_nothing(hub: Hub, games: Path, token: str | None, message: str) -> None:
+    repo = f"user/no-token-{bool(token)}"
+    result = publish(hub, "--repo", repo, *common_args(games), token=token, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr and "hf auth login" in result.stderr
+    assert "Generating" not in result.stderr  # nothing was generated
+    with pytest.raises(KeyError):
+        hub.server.commits(repo)
+
+
+def test_transient_failures_are_retried(hub: Hub, games: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = "user/flaky"
+    hub.server.fail_next(2, status=503, path_contains="/commit/")
+    monkeypatch.setattr(hub_client.time, "sleep", lambda _: None)
+    assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN]) == 0
+    assert [c.title for c in hub.server.commits(repo)][0] == "Update dataset card for v1"
+
+
+def test_concurrent_writer_is_detected(hub: Hub, tmp_path: Path) -> None:
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_repo("user/race", repo_type="dataset")
+    stale = api.repo_info("user/race", repo_type="dataset").sha
+    (tmp_path / "a.txt").write_text("a")
+    api.upload_file(path_or_fileobj=b"other writer", path_in_repo="b.txt", repo_id="user/race", repo_type="dataset")
+    with pytest.raises(hub_client.PublishError, match="changed while publishing"):
+        hub_client.commit(api, "user/race", [("a.txt", tmp_path / "a.txt")], "mine", stale)
+
+
+def test_card_is_deterministic_and_true(games: Path, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        assert publish_main(["--dry-run", "--output-dir", str(tmp_path / name), *common_args(games)]) == 0
+    card_a = (tmp_path / "a" / "README.md").read_text()
+    assert card_a == (tmp_path / "b" / "README.md").read_text()
+
+    card = DatasetCard.load(tmp_path / "a" / "README.md")
+    data = card.data.to_dict()
+    assert data["configs"] == [{"config_name": "default", "data_files": [
+        {"split": "train", "path": "train/*.parquet"}, {"split": "test", "path": "test/*.parquet"}]}]
+    splits = {s["name"]: s for s in data["dataset_info"]["splits"]}
+    import pyarrow.parquet as pq
+
+    for split in ("train", "test"):
+        files = sorted((tmp_path / "a" / split).glob("*.parquet"))
+        assert splits[split]["num_examples"] == sum(pq.read_metadata(f).num_rows for f in files)
+        assert splits[split]["num_bytes"] == sum(pq.read_table(f).nbytes for f in files)
+    assert data["dataset_info"]["download_size"] == sum(f.stat().st_size for f in (tmp_path / "a").rglob("*.parquet"))
+    assert data["license"] == "cc0-1.0" and "chess" in data["tags"] and data["size_categories"] == ["n<1K"]
+    assert data["pretty_name"] and data["task_categories"]
+    for fact in ("en passant", "move counters", "| 16 | mask", "games.pgn", "sha256", "by a stable hash", "| `seed` | `0` |",
+                 "| `v1` | 3 |", "token_sequence_to_board", "streaming=True"):
+        assert fact in card.text, fact
+    import hashlib
+
+    assert hashlib.sha256(games.read_bytes()).hexdigest() in card.text
+    assert "| read | 80 |" in card.text
+
+
+def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"batches": 2, "batch-size": 100, "sampling": "all", "data_path": str(games)}))
+    out = tmp_path / "out"
+    assert publish_main(["--dry-run", "--config", str(config), "--batches", "1", "--output-dir", str(out)]) == 0
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["batch_001.parquet"]  # flag beat YAML
+
+    for content, message in [
+        ({"batchez": 2}, "unknown key 'batchez'"),
+        ({"batches": "two"}, "batches must be int"),
+        ({"train_ratio": 1.5}, "train_ratio"),
+        ({"token": "x"}, "HF_TOKEN"),
+    ]:
+        config.write_text(yaml.safe_dump(content))
+        assert publish_main(["--dry-run", "--config", str(config), "--output-dir", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert publish_main(["--repo", "no-namespace", "--data-path", str(games)]) == 2
+    assert "NAMESPACE/NAME" in capsys.readouterr().err
+    assert publish_main(["--dry-run", "--data-path", str(tmp_path / "missing"), "--output-dir", str(out)]) == 2
+    assert "missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        publish_main(["--batchez", "3"])
+
+
+def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        publish_main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--repo", "--data-path", "--batches", "--batch-size", "--train-ratio", "--seed", "--sampling", "--num-proc",
+                 "--dry-run", "--output-dir", "--config", "--tag", "--resume", "--private", "--token", "--license"):
+        assert flag in text
+
+
+def test_embedded_default_dry_run(tmp_path: Path) -> None:
+    """The README's main job: no data, no token, no network."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    result = subprocess.run([sys.executable, "-m", "builder.publish", "--dry-run"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "train" / "batch_001.parquet").exists()
+    assert "embedded self-play sample" in (tmp_path / "out" / "README.md").read_text()
