@@ -204,6 +204,7 @@ class Publisher:
         builder = ChessposPositions(cache_dir=tempfile.gettempdir(), **options.builder_kwargs())
         summary = Summary()
         shards: list[Shard] = []
+        uploaded = 0
         head = self.state.head
         pushing = self.api is not None
         if pushing:
@@ -227,22 +228,28 @@ class Publisher:
             progress.update(len(batch.train) + len(batch.test))
             if pushing:
                 with self.stages.time("upload"):
-                    head = self._push_batch(batch.index, pair, head)
+                    new_head = self._push_batch(batch.index, pair, head)
+                uploaded += new_head != head
+                head = new_head
         progress.close()
         if not shards:
             raise PublishError(f"no positions were sampled from {', '.join(inputs)}: nothing to publish")
 
+        batches_done = len(shards) // 2
+        already = [tag for tag, n in self.state.tags.items() if n == batches_done]
+        if pushing and uploaded == 0 and already:
+            print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
+            return 0
+
         with self.stages.time("card"):
-            sources = describe_sources(urls, inputs)
-            batches_done = len(shards) // 2
             versions = sorted(self.state.tags.items(), key=lambda item: (item[1], item[0]))
-            versions.append((self.tag or options.tag or "v1", batches_done))
+            versions.append((self.tag or "v1", batches_done))
             release = Release(
                 repo_id=options.repo or "user/chesspos-positions",
                 pretty_name=options.pretty_name,
                 license=options.license,
                 parameters=card_parameters(options, inputs),
-                sources=sources,
+                sources=describe_sources(urls, inputs),
                 summary=summary,
                 shards=shards,
                 versions=versions,

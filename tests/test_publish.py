@@ -289,3 +289,19 @@ def test_embedded_default_dry_run(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "out" / "train" / "batch_001.parquet").exists()
     assert "embedded self-play sample" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_private_repo_is_created_private_and_reused(hub: Hub, games: Path) -> None:
+    repo = "user/private-release"
+    publish(hub, "--repo", repo, "--private", *common_args(games, batches=1))
+    assert HfApi(endpoint=hub.url, token=TOKEN).repo_info(repo, repo_type="dataset").private
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=hub.url, token=False).repo_info(repo, repo_type="dataset")
+    # Publishing the same release again reuses the repo and changes nothing.
+    commits = len(hub.server.commits(repo))
+    again = publish(hub, "--repo", repo, "--private", *common_args(games, batches=1))
+    assert "up to date" in again.stdout
+    assert len(hub.server.commits(repo)) == commits
+    assert [t.name for t in HfApi(endpoint=hub.url, token=TOKEN).list_repo_refs(repo, repo_type="dataset").tags] == ["v1"]
