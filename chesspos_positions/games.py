@@ -5,6 +5,9 @@
 into its sampled plies, or a named reason for skipping it. A game is skipped
 whole, never partly: an illegal or unparsable move, a null move, an invalid
 FEN or a broken tag section anywhere means none of its positions is used.
+Its steps are public for batch work (:func:`~chesspos_positions.generation.encode_unit`):
+:func:`start_game` (tags, checks, Elo draw), :func:`replay_tokens` (many
+games at once, natively where possible) and :func:`sample_plies`.
 
 :func:`iter_position_records` walks files game by game and yields one record
 per sampled position, with the game's metadata; :func:`extract_board` wraps
@@ -23,9 +26,10 @@ import chess
 import chess.pgn
 import numpy as np
 
+from . import native
 from .encoding import encode_bitboards
 from .sampling import Sampling, game_rng, parse_rating
-from .sources import PathLike, RawGame, iter_raw_games, parse_tag, resolve_paths
+from .sources import PathLike, RawGame, iter_raw_games, parse_tags, resolve_paths
 
 #: Skip reasons, in the order they are checked. Each has a counter.
 SKIP_REASONS: dict[str, str] = {
@@ -183,52 +187,108 @@ class _MainlineVisitor(chess.pgn.BaseVisitor["_MainlineVisitor"]):
         return self
 
 
-def parse_game(raw: RawGame, sampling: Sampling, seed: int, keep_boards: bool = False) -> ParsedGame:
-    """Check, replay and sample one game.
+def start_game(raw: RawGame, sampling: Sampling, seed: int) -> tuple[ParsedGame, np.random.Generator | None]:
+    """Parse a game's tags and run the checks that come before its replay.
 
     Checks run in the order of :data:`SKIP_REASONS`; the Elo and time-control
-    filters run before the moves are replayed, since they need only headers.
+    filters run here, before the moves are replayed, since they need only
+    headers. A game that fails one comes back with ``skip`` set.
+
+    Returns:
+        The game, and the generator of its draws (None when every ply is kept),
+        which has made its Elo draw: :func:`sample_plies` makes the next one.
     """
-    headers = dict(tag for tag in map(parse_tag, raw.tags) if tag is not None)
+    headers = parse_tags(raw.tags)
     game = ParsedGame(raw=raw, headers=headers, digest=game_digest(raw))
 
-    def skip(reason: str, error: str) -> ParsedGame:
+    def skip(reason: str, error: str) -> tuple[ParsedGame, None]:
         game.skip, game.error = reason, error
-        return game
+        return game, None
 
     if raw.broken_tags is not None:
         return skip("broken_tags", f"broken tag section at {raw.broken_tags}")
     if not is_standard(headers):
         return skip("variant", f"variant {headers.get('Variant')!r}")
-    try:
-        starting_board(headers)
-    except ValueError as error:
-        return skip("invalid_fen", str(error))
+    if "FEN" in headers:  # (the standard start needs no check, and building it costs)
+        try:
+            starting_board(headers)
+        except ValueError as error:
+            return skip("invalid_fen", str(error))
 
-    rng = None
-    if not sampling.keep_all:
-        rng = game_rng(seed, game.digest)
-        keep = sampling.game_keep_probability(parse_rating(headers.get("WhiteElo")), parse_rating(headers.get("BlackElo")))
-        if rng.random() >= keep:
-            return skip("elo_filtered", "dropped by Elo tier sampling")
-        if not sampling.time_control_ok(headers.get("TimeControl")):
-            return skip("time_control_filtered", f"time control {headers.get('TimeControl')!r}")
+    if sampling.keep_all:
+        return game, None
+    rng = game_rng(seed, game.digest)
+    keep = sampling.game_keep_probability(parse_rating(headers.get("WhiteElo")), parse_rating(headers.get("BlackElo")))
+    if rng.random() >= keep:
+        return skip("elo_filtered", "dropped by Elo tier sampling")
+    if not sampling.time_control_ok(headers.get("TimeControl")):
+        return skip("time_control_filtered", f"time control {headers.get('TimeControl')!r}")
+    return game, rng
 
+
+def replay(game: ParsedGame, keep_boards: bool = False) -> _MainlineVisitor:
+    """Replay a game's mainline with python-chess, the reference reader."""
     visitor = _MainlineVisitor(keep_boards)
     # Only the tags that decide the start position are passed on: the others
-    # were checked above, and python-chess would otherwise re-read them all.
-    setup = "".join(f'[{name} "{headers[name]}"]\n' for name in ("FEN", "SetUp") if name in headers)
-    chess.pgn.read_game(io.StringIO(setup + "\n" + "\n".join(raw.movetext) + "\n"), Visitor=lambda: visitor)
-    if visitor.error is not None:
-        return skip(*visitor.error)
-    if not visitor.snapshots:
-        return skip("no_moves", "no moves")
+    # were checked in start_game, and python-chess would otherwise re-read them all.
+    setup = "".join(f'[{name} "{game.headers[name]}"]\n' for name in ("FEN", "SetUp") if name in game.headers)
+    chess.pgn.read_game(io.StringIO(setup + "\n" + "\n".join(game.raw.movetext) + "\n"), Visitor=lambda: visitor)
+    return visitor
 
-    n = len(visitor.snapshots)
-    if rng is None:
-        chosen = range(n)
+
+#: A replayed mainline: the tokens of the positions after its moves, and the
+#: ``(skip reason, error)`` that stopped the replay, if any.
+Replay = tuple[np.ndarray, tuple[str, str] | None]
+
+
+def replay_tokens(games: Sequence[ParsedGame]) -> list[Replay]:
+    """Replay many games' mainlines, with the native reader where it can.
+
+    The native reader (:mod:`.native`, when installed and enabled) replays all
+    the games in one call, which is where its speed comes from. Every game it
+    rejects or cannot vouch for is replayed with python-chess, which also
+    names the skip reason, so the results are the same with or without it.
+    """
+    if native.enabled():
+        fast = native.replay_many([(game.headers.get("FEN"), "\n".join(game.raw.movetext)) for game in games])
     else:
-        chosen = np.flatnonzero(rng.random(n) < sampling.ply_probabilities(n)).tolist()
+        fast = [None] * len(games)
+    replays: list[Replay] = []
+    for game, tokens in zip(games, fast):
+        if tokens is not None:
+            replays.append((tokens, None))
+        else:
+            visitor = replay(game)
+            replays.append((encode_snapshots(visitor.snapshots), visitor.error))
+    return replays
+
+
+def sample_plies(
+    game: ParsedGame, rng: np.random.Generator | None, sampling: Sampling, n_plies: int, error: tuple[str, str] | None
+) -> np.ndarray:
+    """Skip a replayed game on a replay error or no moves, else choose its sampled plies.
+
+    Sets ``game.skip`` for a skipped game. Returns the 0-based indices of the
+    chosen positions among the game's ``n_plies`` (empty if skipped).
+    """
+    if error is not None:
+        game.skip, game.error = error
+    elif n_plies == 0:
+        game.skip, game.error = "no_moves", "no moves"
+    elif rng is None:
+        return np.arange(n_plies)
+    else:
+        return np.flatnonzero(rng.random(n_plies) < sampling.ply_probabilities(n_plies))
+    return np.empty(0, dtype=np.intp)
+
+
+def parse_game(raw: RawGame, sampling: Sampling, seed: int, keep_boards: bool = False) -> ParsedGame:
+    """Check, replay (with python-chess) and sample one game."""
+    game, rng = start_game(raw, sampling, seed)
+    if game.skip is not None:
+        return game
+    visitor = replay(game, keep_boards)
+    chosen = sample_plies(game, rng, sampling, len(visitor.snapshots), visitor.error).tolist()
     game.plies = [i + 1 for i in chosen]
     game.bitboards = [visitor.snapshots[i] for i in chosen]
     if keep_boards:

@@ -28,7 +28,7 @@ from itertools import islice
 import numpy as np
 
 from .encoding import SEQUENCE_LENGTH
-from .games import Summary, encode_snapshots, parse_game
+from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
 from .sources import RawGame, iter_raw_games
 
@@ -80,20 +80,32 @@ def is_train_game(digest: bytes, train_ratio: float) -> bool:
 
 def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float) -> UnitResult:
     """Parse, sample, encode and split the games of one unit (pure)."""
+    started = [start_game(raw, sampling, seed) for raw in unit.games]
+    # All the unit's surviving games are replayed in one call, so that the
+    # native reader, when there is one, works on a whole batch at once.
+    replays = iter(replay_tokens([game for game, _ in started if game.skip is None]))
     summary = Summary()
-    snapshots: dict[bool, list[tuple[int, ...]]] = {True: [], False: []}
-    for raw in unit.games:
-        game = parse_game(raw, sampling, seed)
+    positions: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    for game, rng in started:
         summary.games_read += 1
-        if game.skip is not None:
-            summary.skipped[game.skip] += 1
-            if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
-                logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
-            continue
-        summary.games_kept += 1
-        summary.positions += len(game.bitboards)
-        snapshots[is_train_game(game.digest, train_ratio)].extend(game.bitboards)
-    return UnitResult(encode_snapshots(snapshots[True]), encode_snapshots(snapshots[False]), summary)
+        if game.skip is None:
+            tokens, error = next(replays)
+            chosen = sample_plies(game, rng, sampling, len(tokens), error)
+            if game.skip is None:
+                summary.games_kept += 1
+                summary.positions += len(chosen)
+                # (With every ply kept, the tokens need no copy: _stack copies them.)
+                positions[is_train_game(game.digest, train_ratio)].append(tokens if rng is None else tokens[chosen])
+                continue
+        summary.skipped[game.skip] += 1
+        if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
+            raw = game.raw
+            logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
+    return UnitResult(_stack(positions[True]), _stack(positions[False]), summary)
+
+
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), dtype=np.int8)
 
 
 def map_units(

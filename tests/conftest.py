@@ -11,6 +11,9 @@ import pytest
 
 from hub_server import HubServer, client_env, configure_client_env
 
+#: The builder tests run on both replay paths: python-chess and the native reader.
+pytest_plugins = ["native_paths"]
+
 TOKEN = "hf_test_write_token"
 USER = "user"
 

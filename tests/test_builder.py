@@ -32,7 +32,7 @@ def build(tmp_path: Path, data: Path, num_proc: int | None = None, **config):
 
 
 @pytest.fixture(scope="module")
-def built(fen_games, tmp_path_factory: pytest.TempPathFactory):
+def built(fen_games, tmp_path_factory: pytest.TempPathFactory, replay_path: str | None):
     path, _ = fen_games
     return build(tmp_path_factory.mktemp("b"), path, batches=BATCHES, batch_size=BATCH_SIZE, train_ratio=RATIO, sampling="all")
 

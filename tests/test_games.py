@@ -217,3 +217,16 @@ def test_real_lichess_and_tricky_files_match_python_chess() -> None:
     tricky = Summary()
     assert list(extract_board(SHARED / "tricky", sampling="all", summary=tricky)) == []
     assert tricky.games_read > 600 and tricky.skipped["no_moves"] == tricky.games_read
+
+
+def test_parse_tags_fast_path_equals_parse_tag() -> None:
+    import random
+
+    from chesspos_positions.sources import parse_tag, parse_tags
+
+    rng = random.Random(0)
+    pieces = ['[Event "', '"]', "White", ' "x"', '\\"', "[", "]", '"', " ", "\\", "\t", "\n", "\r", "A", "0", "_", "-", "\xe9"]
+    cases = [['[Event "a"]', '[White "b"]'], ['[Event "a\\"b"]'], ['[Event  "a"]'], [" [Event \"a\"] "], ['[Event "a"]\n[X "y"]'], []]
+    cases += [["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(rng.randint(1, 3))] for _ in range(3000)]
+    for lines in cases:
+        assert parse_tags(lines) == dict(tag for tag in map(parse_tag, lines) if tag is not None), lines
