@@ -22,8 +22,10 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +38,7 @@ from tqdm.auto import tqdm
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions
 from chesspos_positions.games import Summary
+from chesspos_positions.generation import Batch
 from chesspos_positions.sampling import SAMPLING_MODES
 from chesspos_positions.sources import resolve_paths
 
@@ -79,10 +82,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 class Stages:
-    """Wall-clock time per stage, for --profile."""
+    """Wall-clock time per stage, for --profile; stages run in threads add up their times."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     @contextmanager
     def time(self, stage: str) -> Iterator[None]:
@@ -90,7 +94,8 @@ class Stages:
         try:
             yield
         finally:
-            self.seconds[stage] += time.perf_counter() - start
+            with self._lock:
+                self.seconds[stage] += time.perf_counter() - start
 
 
 def display_name(url: str, inputs: list[str]) -> str:
@@ -213,22 +218,12 @@ class Publisher:
                 head = head or hub.read_state(self.api, options.repo).head
 
         progress = tqdm(total=config.batches * config.batch_size, unit=" samples", desc="Generating", disable=None)
-        batches = builder.generate_batches(options.num_proc, summary)
-        while True:
-            with self.stages.time("generate (read, parse, encode, split)"):
-                batch = next(batches, None)
-            if batch is None:
-                break
-            with self.stages.time("write"):
-                pair = [
-                    write_shard(getattr(batch, split), config.window_mode, root, shard_path(split, batch.index, config.batches))
-                    for split in SPLITS
-                ]
+        for index, pair in self._written_batches(builder, root, summary):
             shards += pair
-            progress.update(len(batch.train) + len(batch.test))
+            progress.update(sum(s.num_examples for s in pair))
             if pushing:
                 with self.stages.time("upload"):
-                    new_head = self._push_batch(batch.index, pair, head)
+                    new_head = self._push_batch(index, pair, head)
                 uploaded += new_head != head
                 head = new_head
         progress.close()
@@ -263,6 +258,44 @@ class Publisher:
                     hub.create_tag(self.api, options.repo, self.tag, head)
         self._report(root, shards, summary, builder_partial=batches_done < config.batches)
         return 0
+
+    def _written_batches(self, builder: ChessposPositions, root: Path, summary: Summary) -> Iterator[tuple[int, list[Shard]]]:
+        """Generate the builder's batches and write their shards; yield them in batch order.
+
+        With ``--num-proc`` above 1, shards are written by that many threads
+        (pyarrow's writer releases the GIL), several at once and while later
+        batches are generated. At most ``num_proc + 1`` batches are in flight.
+        """
+        config, num_proc = self.config, self.options.num_proc
+
+        def write(batch: Batch, split: str) -> Shard:
+            with self.stages.time("write"):
+                path = shard_path(split, batch.index, config.batches)
+                return write_shard(getattr(batch, split), config.window_mode, root, path)
+
+        def generated() -> Iterator[Batch]:
+            batches = builder.generate_batches(num_proc, summary)
+            while True:
+                with self.stages.time("generate (read, parse, encode, split)"):
+                    batch = next(batches, None)
+                if batch is None:
+                    return
+                yield batch
+
+        if num_proc == 1:
+            for batch in generated():
+                yield batch.index, [write(batch, split) for split in SPLITS]
+            return
+        with ThreadPoolExecutor(num_proc) as writers:
+            pending: deque[tuple[int, list[Future[Shard]]]] = deque()
+            for batch in generated():
+                pending.append((batch.index, [writers.submit(write, batch, split) for split in SPLITS]))
+                if len(pending) > num_proc:
+                    index, futures = pending.popleft()
+                    yield index, [future.result() for future in futures]
+            while pending:
+                index, futures = pending.popleft()
+                yield index, [future.result() for future in futures]
 
     def _push_batch(self, index: int, pair: list[Shard], head: str | None) -> str | None:
         """Commit one batch's shards unless the repo already holds them, byte for byte."""
