@@ -22,12 +22,9 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
-import time
-from collections import defaultdict, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -41,6 +38,7 @@ from chesspos_positions.games import Summary
 from chesspos_positions.generation import Batch
 from chesspos_positions.sampling import SAMPLING_MODES
 from chesspos_positions.sources import resolve_paths
+from chesspos_positions.timing import StageTimes
 
 from . import hub
 from .card import Release, SourceFile, build_card
@@ -79,23 +77,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--license", help="license id for the dataset card (default cc0-1.0: Lichess games are CC0)")
     add("--profile", action="store_true", default=None, help="print stage timings at the end")
     return parser.parse_args(argv)
-
-
-class Stages:
-    """Wall-clock time per stage, for --profile; stages run in threads add up their times."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def time(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.seconds[stage] += time.perf_counter() - start
 
 
 def display_name(url: str, inputs: list[str]) -> str:
@@ -154,7 +135,7 @@ class Publisher:
     def __init__(self, options: PublishOptions) -> None:
         self.options = options
         self.config = options.builder_config()
-        self.stages = Stages()
+        self.stages = StageTimes()
         self.api: HfApi | None = None
         self.state = hub.RepoState()
         self.tag: str | None = options.tag
@@ -273,22 +254,14 @@ class Publisher:
                 path = shard_path(split, batch.index, config.batches)
                 return write_shard(getattr(batch, split), config.window_mode, root, path)
 
-        def generated() -> Iterator[Batch]:
-            batches = builder.generate_batches(num_proc, summary)
-            while True:
-                with self.stages.time("generate (read, parse, encode, split)"):
-                    batch = next(batches, None)
-                if batch is None:
-                    return
-                yield batch
-
+        batches = builder.generate_batches(num_proc, summary, self.stages)
         if num_proc == 1:
-            for batch in generated():
+            for batch in batches:
                 yield batch.index, [write(batch, split) for split in SPLITS]
             return
         with ThreadPoolExecutor(num_proc) as writers:
             pending: deque[tuple[int, list[Future[Shard]]]] = deque()
-            for batch in generated():
+            for batch in batches:
                 pending.append((batch.index, [writers.submit(write, batch, split) for split in SPLITS]))
                 if len(pending) > num_proc:
                     index, futures = pending.popleft()
@@ -343,7 +316,7 @@ class Publisher:
             lines.append(f"  pushed: {self.api.endpoint}/datasets/{options.repo} (tag {self.tag})")
             lines.append(f"  load it: load_dataset({options.repo!r}, streaming=True, revision={self.tag!r})")
         if options.profile:
-            lines.append("  stage timings (s):")
+            lines.append("  stage timings (s; stages run in parallel add up their times):")
             lines += [f"    {stage}: {seconds:.2f}" for stage, seconds in self.stages.seconds.items()]
         print("\n".join(lines))
 

@@ -24,6 +24,7 @@ from .games import Summary
 from .generation import Batch, generate_batches
 from .sampling import SAMPLING_MODES, Sampling
 from .sources import resolve_paths
+from .timing import StageTimes
 
 logger = datasets.utils.logging.get_logger(__name__)
 
@@ -137,12 +138,15 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
             features=FEATURES,
         )
 
-    def generate_batches(self, num_proc: int = 1, summary: Summary | None = None) -> Iterator[Batch]:
+    def generate_batches(
+        self, num_proc: int = 1, summary: Summary | None = None, times: StageTimes | None = None
+    ) -> Iterator[Batch]:
         """Generate this config's batches, in order: the dataset's content.
 
         Args:
             num_proc: processes encoding work units; the output does not depend on it.
             summary: filled with the counts of the games consumed.
+            times: filled with the seconds spent per stage.
         """
         cfg = self.config
         yield from generate_batches(
@@ -154,6 +158,7 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
             train_ratio=cfg.train_ratio,
             num_proc=num_proc,
             summary=summary,
+            times=times,
         )
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:

@@ -18,6 +18,7 @@ game contributes positions to both train and test.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,6 +32,7 @@ from .encoding import SEQUENCE_LENGTH
 from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
 from .sources import RawGame, iter_raw_games
+from .timing import StageTimes
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class UnitResult:
     train: np.ndarray
     test: np.ndarray
     summary: Summary
+    #: Seconds per stage inside the unit (a plain dict: results cross processes).
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def iter_work_units(urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT) -> Iterator[WorkUnit]:
@@ -80,10 +84,14 @@ def is_train_game(digest: bytes, train_ratio: float) -> bool:
 
 def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float) -> UnitResult:
     """Parse, sample, encode and split the games of one unit (pure)."""
-    started = [start_game(raw, sampling, seed) for raw in unit.games]
+    times = StageTimes()
+    with times.time("parse tags"):
+        started = [start_game(raw, sampling, seed) for raw in unit.games]
     # All the unit's surviving games are replayed in one call, so that the
     # native reader, when there is one, works on a whole batch at once.
-    replays = iter(replay_tokens([game for game, _ in started if game.skip is None]))
+    with times.time("parse moves and encode"):
+        replays = iter(replay_tokens([game for game, _ in started if game.skip is None]))
+    sampling_started = time.perf_counter()
     summary = Summary()
     positions: dict[bool, list[np.ndarray]] = {True: [], False: []}
     for game, rng in started:
@@ -101,11 +109,25 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
             raw = game.raw
             logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
-    return UnitResult(_stack(positions[True]), _stack(positions[False]), summary)
+    result = UnitResult(_stack(positions[True]), _stack(positions[False]), summary)
+    times.add({"sample and split": time.perf_counter() - sampling_started})
+    result.seconds = dict(times.seconds)
+    return result
 
 
 def _stack(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), dtype=np.int8)
+
+
+def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
+    """``units``, with the time spent reading and cutting them counted."""
+    iterator = iter(units)
+    while True:
+        with times.time("read and cut games"):
+            unit = next(iterator, None)
+        if unit is None:
+            return
+        yield unit
 
 
 def map_units(
@@ -160,6 +182,7 @@ class BatchAssembler:
     train_ratio: float
     seed: int
     summary: Summary = field(default_factory=Summary)
+    times: StageTimes = field(default_factory=StageTimes)
     _buffers: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"train": [], "test": []})
 
     @property
@@ -178,6 +201,10 @@ class BatchAssembler:
         return joined[:count]
 
     def _cut(self, index: int, partial: bool) -> Batch:
+        with self.times.time("assemble and shuffle batches"):
+            return self._cut_untimed(index, partial)
+
+    def _cut_untimed(self, index: int, partial: bool) -> Batch:
         quotas = self.quotas
         rows = {split: self._take(split, quotas[split]) for split in ("train", "test")}
         for split_id, split in enumerate(("train", "test")):
@@ -191,6 +218,7 @@ class BatchAssembler:
         quotas = self.quotas
         for result in results:
             self.summary.add(result.summary)
+            self.times.add(result.seconds)
             for split in ("train", "test"):
                 if len(getattr(result, split)):
                     self._buffers[split].append(getattr(result, split))
@@ -222,13 +250,16 @@ def generate_batches(
     train_ratio: float,
     num_proc: int = 1,
     summary: Summary | None = None,
+    times: StageTimes | None = None,
 ) -> Iterator[Batch]:
     """The whole pipeline: files -> work units -> encoded unit results -> batches.
 
-    ``summary``, if given, receives the counts of the games actually consumed.
+    ``summary``, if given, receives the counts of the games actually consumed;
+    ``times``, the seconds spent per stage.
     """
-    assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary())
-    results = map_units(iter_work_units(urls), sampling, seed, train_ratio, num_proc)
+    times = times if times is not None else StageTimes()
+    assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary(), times)
+    results = map_units(_timed(iter_work_units(urls), times), sampling, seed, train_ratio, num_proc)
     try:
         yield from assembler.assemble(results)
     finally:
