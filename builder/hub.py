@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from huggingface_hub import CommitOperationAdd, HfApi, get_token
+from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 try:  # the HTTP client huggingface_hub is built on
@@ -108,7 +109,7 @@ def read_state(api: HfApi, repo_id: str) -> RepoState:
     state = RepoState(head=info.sha)
     tree = with_retries(lambda: list(api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=info.sha)), "listing files")
     for entry in tree:
-        if hasattr(entry, "blob_id"):
+        if isinstance(entry, RepoFile):
             state.files[entry.path] = entry.lfs.sha256 if entry.lfs else entry.blob_id
     refs = with_retries(lambda: api.list_repo_refs(repo_id, repo_type="dataset"), "listing tags")
     for tag in refs.tags:

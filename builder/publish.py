@@ -23,8 +23,8 @@ import shutil
 import sys
 import tempfile
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import fsspec
@@ -90,6 +90,15 @@ def display_name(url: str, inputs: list[str]) -> str:
     return os.path.relpath(url, base) if base else url
 
 
+def display_input(path: str) -> str:
+    """How the card names a --data-path entry: the embedded sample, a URL, or the local name alone."""
+    if "://" in path:
+        return path
+    if os.path.normpath(path) == os.path.normpath(EMBEDDED_SAMPLE):
+        return display_name(os.path.normpath(path), [path])
+    return os.path.basename(os.path.normpath(os.path.abspath(path)))
+
+
 def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
     """Size and sha256 of each raw input file, streamed."""
     sources = []
@@ -104,7 +113,7 @@ def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
 def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
     config = options.builder_config()
     return {
-        "data_path": [display_name(os.path.normpath(p) if "://" not in p else p, inputs) for p in inputs],
+        "data_path": [display_input(p) for p in inputs],
         "batches": config.batches,
         "batch_size": config.batch_size,
         "train_ratio": config.train_ratio,
