@@ -149,11 +149,15 @@ board = token_sequence_to_board(np.asarray(window[0], dtype=np.int8))
 print(board.fen())
 ```
 
-Reading fast: iterate in batches rather than example by example, for example
-`load_dataset(..., streaming=True).with_format("arrow").iter(batch_size=10_000)`,
-or read the Parquet files with `pyarrow` directly. Python lists per example are
-the slowest way to read. `with_format("numpy")` widens integers to `int64`;
-pass `dtype=np.int8` to keep them small.
+Reading fast: read batches of arrays, not examples (each example is 690 Python
+ints; about 2.6 k examples/s). Streaming, use
+`ds["train"].with_format("arrow").iter(batch_size=10_000)` and flatten the
+window column: `batch["window"].combine_chunks().storage.flatten().flatten().to_numpy().reshape(-1, 10, 69)`
+(about 140 k samples/s). Downloaded, use
+`load_dataset(...)["train"].with_format("numpy", dtype=np.int8)` and slice
+(about 250 k samples/s); plain `with_format("numpy")` widens tokens to `int64`.
+Reading the Parquet shards with `pyarrow` directly is as fast. `window[:, 0]`
+is the position: the 10 rows are copies.
 
 ## Schema
 
