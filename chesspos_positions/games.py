@@ -31,7 +31,10 @@ from .encoding import encode_bitboards
 from .sampling import Sampling, game_rng, parse_rating
 from .sources import PathLike, RawGame, iter_raw_games, parse_tags, resolve_paths
 
-#: Skip reasons, in the order they are checked. Each has a counter.
+#: Skip reasons, each with a counter. The header checks run first, then the
+#: Elo and time-control filters, and only then the replay, which finds illegal
+#: and null moves and empty games: a bad game dropped by the Elo draw counts as
+#: ``elo_filtered``.
 SKIP_REASONS: dict[str, str] = {
     "broken_tags": "a malformed line in the tag section",
     "variant": "not standard chess (Chess960 and other variants)",
@@ -97,10 +100,6 @@ class ParsedGame:
     plies: list[int] = field(default_factory=list)
     bitboards: list[tuple[int, ...]] = field(default_factory=list)
     boards: list[chess.Board] = field(default_factory=list)
-
-    def tokens(self) -> np.ndarray:
-        """The sampled positions' tokens, shape ``(len(plies), 69)``."""
-        return encode_snapshots(self.bitboards)
 
 
 def encode_snapshots(snapshots: Sequence[tuple[int, ...]]) -> np.ndarray:
@@ -190,7 +189,7 @@ class _MainlineVisitor(chess.pgn.BaseVisitor["_MainlineVisitor"]):
 def start_game(raw: RawGame, sampling: Sampling, seed: int) -> tuple[ParsedGame, np.random.Generator | None]:
     """Parse a game's tags and run the checks that come before its replay.
 
-    Checks run in the order of :data:`SKIP_REASONS`; the Elo and time-control
+    The header checks (tags, variant, FEN) and the Elo and time-control
     filters run here, before the moves are replayed, since they need only
     headers. A game that fails one comes back with ``skip`` set.
 

@@ -107,10 +107,17 @@ def parse_rating(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    # isascii: str.isdigit() also accepts digits such as "²" that int() rejects.
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def game_rng(seed: int, digest: bytes) -> np.random.Generator:
-    """The generator of one game's draws, from the seed and the game's digest."""
+    """The generator of one game's draws, from the seed and the game's digest.
+
+    Raises:
+        ValueError: if ``seed`` is not in ``[0, 2**64)``.
+    """
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
     words = np.frombuffer(digest[:16], dtype="<u4").tolist()
     return np.random.Generator(np.random.PCG64([seed & 0xFFFFFFFF, seed >> 32, *words]))

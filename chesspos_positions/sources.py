@@ -69,9 +69,9 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
         elif fs.isfile(root):
             matches = [root]
         else:
-            matches = [p for p in fs.glob(root) if fs.isfile(p)] if glob_like(root) else []
+            matches = [p for p in fs.glob(root) if is_pgn_path(p) and fs.isfile(p)] if glob_like(root) else []
             if not matches:
-                raise FileNotFoundError(f"data path {path!r} does not exist or matches no file")
+                raise FileNotFoundError(f"data path {path!r} does not exist or matches no PGN file")
         # Local files keep plain paths: they read better in messages and cards.
         local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
         found.update(posixpath.normpath(p) if local else fs.unstrip_protocol(p) for p in matches)
@@ -156,7 +156,9 @@ def split_games(lines: Iterable[str], source: str = "<memory>") -> Iterator[RawG
     * one blank line inside a tag section (ChessBase exports) continues the
       same game, unless the next tag repeats one already seen: then it is a
       new, header-only game, so each game keeps its own headers;
-    * a blank line ends the movetext, except inside a ``{ comment }``;
+    * a blank line ends the movetext, except inside a ``{ comment }``; but a
+      blank line then a tag line closes even an unclosed comment, so one
+      missing ``}`` cannot swallow the rest of the file;
     * lines starting with ``%`` (escape) or ``;`` (line comment) are ignored.
     """
     index = 0
@@ -167,6 +169,7 @@ def split_games(lines: Iterable[str], source: str = "<memory>") -> Iterator[RawG
     start = 0
     blank_in_tags = False
     in_comment = False
+    blank_in_comment = False
 
     def flush() -> RawGame:
         return RawGame(source, index, start, tuple(tags), tuple(movetext), broken)
@@ -175,8 +178,12 @@ def split_games(lines: Iterable[str], source: str = "<memory>") -> Iterator[RawG
         if not in_comment and line[:1] in ("%", ";"):
             continue
         stripped = line.strip()
+        if blank_in_comment and stripped.startswith("[") and _TAG_LINE.match(stripped):
+            in_comment = False
+        blank_in_comment = False
         if not stripped:
             if in_comment:
+                blank_in_comment = True
                 movetext.append(line)
             elif movetext:
                 yield flush()

@@ -142,6 +142,8 @@ def test_directories_globs_and_order(games_file, tmp_path: Path) -> None:
     assert by_dir == ["a", "b"]
     by_glob = [r.headers["Event"] for r in iter_position_records(str(tmp_path / "*.pgn"), sampling="all")]
     assert by_glob == ["a"]
+    # A glob keeps only game files, as a directory does.
+    assert [r.headers["Event"] for r in iter_position_records(str(tmp_path / "*"), sampling="all")] == ["a"]
     by_url = [r.headers["Event"] for r in iter_position_records(f"file://{tmp_path}/a.pgn", sampling="all")]
     assert by_url == ["a"]
 
@@ -230,3 +232,30 @@ def test_parse_tags_fast_path_equals_parse_tag() -> None:
     cases += [["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(rng.randint(1, 3))] for _ in range(3000)]
     for lines in cases:
         assert parse_tags(lines) == dict(tag for tag in map(parse_tag, lines) if tag is not None), lines
+
+
+def test_unclosed_comment_does_not_swallow_later_games(tmp_path: Path) -> None:
+    path = tmp_path / "brace.pgn"
+    path.write_text(
+        '[Event "A"]\n\n1. e4 { never closed e5\n\n'
+        '[Event "B"]\n\n1. d4 d5 *\n\n'
+        '[Event "C"]\n\n1. c4 *\n'
+    )
+    summary = Summary()
+    records = list(iter_position_records(path, sampling="all", summary=summary))
+    assert summary.games_read == 3
+    assert [(r.headers["Event"], r.ply) for r in records] == [("A", 1), ("B", 1), ("B", 2), ("C", 1)]
+
+
+def test_odd_rating_values_are_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "elo.pgn"
+    path.write_bytes('[Event "x"]\n[WhiteElo "\xb2"]\n[BlackElo "-5"]\n\n1. e4 *\n'.encode("latin-1"))
+    summary = Summary()
+    list(extract_board(path, summary=summary, seed=0))
+    assert summary.games_read == 1  # read, not crashed: unknown ratings count as 0
+
+
+def test_seed_must_be_a_64_bit_unsigned_int(tmp_path: Path) -> None:
+    path = write_pgn(tmp_path / "g.pgn", legal_games(seed=1, n=1))
+    with pytest.raises(ValueError, match="seed"):
+        list(extract_board(path, seed=-1))
