@@ -46,6 +46,7 @@ class Release:
     summary: Summary
     shards: list[Shard]
     versions: list[tuple[str, int]]  # (tag, batches), oldest first, this release last
+    partial: str | None = None  # a sentence if the input ran out before the last batch was full
 
 
 def size_category(n: int) -> str:
@@ -121,6 +122,7 @@ def card_body(release: Release) -> str:
     )
     versions = _table(["tag", "batches"], [[f"`{tag}`", batches] for tag, batches in release.versions])
     latest = release.versions[-1][0]
+    partial_note = f"\nNote: {release.partial}.\n" if release.partial else ""
     return f"""# {release.pretty_name}
 
 Chess positions for machine learning, each encoded as 69 tokens. Built from raw
@@ -193,7 +195,7 @@ shuffled inside each batch with the seed. Shards are `train/batch_NNN.parquet`
 and `test/batch_NNN.parquet`, one pair per batch.
 
 {counts}
-
+{partial_note}
 ## Generation parameters
 
 {parameters}
@@ -203,7 +205,9 @@ a `FEN` tag start from it. Only standard chess is used. In sampling mode
 `default`, a game is kept with the probability of the Elo tier of its lower
 rating (unknown ratings count as 0), games with a base time below
 `min_base_time` seconds are skipped, and ply `p` is kept with probability
-`min((p / ply_full)^2, 1) * ply_keep`. Mode `all` keeps every position.
+`min((p / max(ply_full, 1))^2, 1) * ply_keep`, and never below `min_ply` or
+above `max_ply` when they are set. Mode `all` keeps every position and ignores
+the other sampling parameters.
 
 ## Source files
 

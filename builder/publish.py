@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -33,18 +34,18 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 from tqdm.auto import tqdm
 
-from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions
+from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions, ChessposPositionsConfig
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import Batch
 from chesspos_positions.sampling import SAMPLING_MODES
-from chesspos_positions.sources import resolve_paths
+from chesspos_positions.sources import glob_like, resolve_paths
 from chesspos_positions.timing import StageTimes
 
 from . import hub
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
 from .options import DEFAULT_OUTPUT_DIR, OptionsError, PublishOptions, resolve_options
-from .shards import SPLITS, Shard, file_sha256, shard_path, write_shard
+from .shards import SPLITS, Shard, shard_path, write_shard
 
 logger = logging.getLogger("builder.publish")
 
@@ -85,9 +86,16 @@ def display_name(url: str, inputs: list[str]) -> str:
         return "chesspos_positions/data/sample_games.pgn.zst (embedded self-play sample)"
     if "://" in url:
         return url
-    roots = [os.path.normpath(os.path.abspath(p)) for p in inputs if "://" not in p]
+    # A glob's root is the folder before its first wildcard.
+    roots = [os.path.normpath(os.path.abspath(_before_glob(p))) for p in inputs if "://" not in p]
     base = os.path.commonpath([os.path.dirname(r) if os.path.isfile(r) else r for r in roots]) if roots else ""
     return os.path.relpath(url, base) if base else url
+
+
+def _before_glob(path: str) -> str:
+    parts = path.split(os.sep)
+    fixed = list(itertools.takewhile(lambda part: not glob_like(part), parts))
+    return os.sep.join(fixed) if len(fixed) < len(parts) else path
 
 
 def display_input(path: str) -> str:
@@ -130,7 +138,7 @@ def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, obj
 
 
 def clear_stale_shards(root: Path, keep: set[str]) -> None:
-    """Remove shards of an earlier, larger run from an output folder."""
+    """Remove shards an earlier run left in the output folder that this release does not hold."""
     for split in SPLITS:
         for path in sorted((root / split).glob("batch_*.parquet")):
             if f"{split}/{path.name}" not in keep:
@@ -194,8 +202,7 @@ class Publisher:
     def _publish(self, root: Path, urls: list[str], inputs: list[str]) -> int:
         options, config = self.options, self.config
         root.mkdir(parents=True, exist_ok=True)
-        clear_stale_shards(root, {shard_path(s, i, config.batches) for s in SPLITS for i in range(1, config.batches + 1)})
-        # The builder's cache is never written here: publish only runs its generator.
+        # The builder's dataset cache is never filled here: publish only runs its generator.
         builder = ChessposPositions(cache_dir=tempfile.gettempdir(), **options.builder_kwargs())
         summary = Summary()
         shards: list[Shard] = []
@@ -221,6 +228,8 @@ class Publisher:
             raise PublishError(f"no positions were sampled from {', '.join(inputs)}: nothing to publish")
 
         batches_done = len(shards) // 2
+        clear_stale_shards(root, {s.path_in_repo for s in shards})
+        partial = _partial_batch(shards, self.config)
         already = [tag for tag, n in self.state.tags.items() if n == batches_done]
         if pushing and uploaded == 0 and already:
             print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
@@ -238,15 +247,15 @@ class Publisher:
                 summary=summary,
                 shards=shards,
                 versions=versions,
+                partial=partial,
             )
             card_path = root / "README.md"
             build_card(release).save(card_path)
         if pushing:
             with self.stages.time("upload"):
                 head = self._push_card(card_path, head)
-                if self.state.tags.get(self.tag) is None:
-                    hub.create_tag(self.api, options.repo, self.tag, head)
-        self._report(root, shards, summary, builder_partial=batches_done < config.batches)
+                hub.create_tag(self.api, options.repo, self.tag, head)
+        self._report(root, shards, summary, partial)
         return 0
 
     def _written_batches(self, builder: ChessposPositions, root: Path, summary: Summary) -> Iterator[tuple[int, list[Shard]]]:
@@ -301,7 +310,7 @@ class Publisher:
             return head
         return hub.commit(self.api, self.options.repo, [("README.md", card_path)], f"Update dataset card for {self.tag}", head)
 
-    def _report(self, root: Path, shards: list[Shard], summary: Summary, builder_partial: bool) -> None:
+    def _report(self, root: Path, shards: list[Shard], summary: Summary, partial: str | None) -> None:
         options = self.options
         counts = summary.as_dict()
         lines = [
@@ -316,8 +325,8 @@ class Publisher:
         total = sum(s.num_examples for s in shards)
         size = sum(s.size for s in shards)
         lines.append(f"  written: {size} bytes, {size / max(total, 1):.1f} bytes/sample")
-        if builder_partial:
-            lines.append(f"  note: the input ran out: {len(shards) // 2} of {self.config.batches} batches, the last partial")
+        if partial:
+            lines.append(f"  note: {partial}")
         if options.output_path is not None:
             lines.append(f"  local copy: {root.resolve()}")
             lines.append(f"  load it: load_dataset({str(root)!r}, streaming=True)")
@@ -328,6 +337,18 @@ class Publisher:
             lines.append("  stage timings (s; stages run in parallel add up their times):")
             lines += [f"    {stage}: {seconds:.2f}" for stage, seconds in self.stages.seconds.items()]
         print("\n".join(lines))
+
+
+def _partial_batch(shards: list[Shard], config: ChessposPositionsConfig) -> str | None:
+    """A sentence on the last batch if the input ran out before it was full, else None."""
+    quota = round(config.batch_size * config.train_ratio)
+    rows = {s.path_in_repo.split("/")[0]: s.num_examples for s in shards[-2:]}
+    if (rows["train"], rows["test"]) == (quota, config.batch_size - quota):
+        return None
+    return (
+        f"the input ran out: {len(shards) // 2} of {config.batches} batches were made, and batch {len(shards) // 2} "
+        f"is partial ({rows['train']} train, {rows['test']} test rows)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

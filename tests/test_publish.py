@@ -305,3 +305,13 @@ def test_private_repo_is_created_private_and_reused(hub: Hub, games: Path) -> No
     assert "up to date" in again.stdout
     assert len(hub.server.commits(repo)) == commits
     assert [t.name for t in HfApi(endpoint=hub.url, token=TOKEN).list_repo_refs(repo, repo_type="dataset").tags] == ["v1"]
+
+
+def test_partial_release_says_so_and_reused_output_dir_holds_only_it(games: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reused"
+    assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games)]) == 0
+    assert publish_main(["--dry-run", "--output-dir", str(out), "--data-path", str(games), "--batches", "2",
+                         "--batch-size", "100000", "--sampling", "all"]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == ["test/batch_001.parquet", "train/batch_001.parquet"]
+    card = (out / "README.md").read_text()
+    assert "the input ran out: 1 of 2 batches were made, and batch 1 is partial" in card
