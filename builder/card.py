@@ -211,6 +211,9 @@ the other sampling parameters.
 
 ## Source files
 
+Every input file given. Reading stops once the last batch is full, so the
+batches may not need all of them; the games table counts what was read.
+
 {sources}
 
 ## Games

@@ -118,6 +118,11 @@ def read_state(api: HfApi, repo_id: str) -> RepoState:
     return state
 
 
+def head_commit(api: HfApi, repo_id: str) -> str:
+    """The commit at the head of ``repo_id``'s main branch."""
+    return with_retries(lambda: api.repo_info(repo_id, repo_type="dataset").sha, "reading the repo head")
+
+
 def next_version_tag(tags: dict[str, int]) -> str:
     """``v{N+1}`` for the highest existing ``vN`` tag (``v1`` on a new repo)."""
     numbers = [int(m.group(1)) for tag in tags if (m := _VERSION_TAG.match(tag))]

@@ -212,7 +212,7 @@ class Publisher:
         if pushing:
             with self.stages.time("hub"):
                 hub.ensure_repo(self.api, options.repo, options.private)
-                head = head or hub.read_state(self.api, options.repo).head
+                head = head or hub.head_commit(self.api, options.repo)
 
         progress = tqdm(total=config.batches * config.batch_size, unit=" samples", desc="Generating", disable=None)
         for index, pair in self._written_batches(builder, root, summary):
