@@ -93,6 +93,11 @@ class RepoState:
     def batches(self) -> int:
         return count_batches(self.files)
 
+    @property
+    def name_widths(self) -> set[int]:
+        """The digit counts of the batch numbers in the repo's shard names."""
+        return {len(m.group(1)) for p in self.files if (m := _BATCH_SHARD.match(p))}
+
 
 def count_batches(paths: object) -> int:
     """The number of batches in a file listing: its highest ``train/batch_NNN``."""

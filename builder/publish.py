@@ -177,6 +177,13 @@ class Publisher:
                 f"{options.repo} holds {state.batches} batches but its newest tag covers {tagged}: "
                 "an earlier release was interrupted. Rerun it with --resume (same options)."
             )
+        width = len(Path(shard_path("train", 1, self.config.batches)).stem.removeprefix("batch_"))
+        if state.name_widths - {width}:
+            # Renaming batch_999 to batch_0999 would publish every earlier shard twice.
+            raise PublishError(
+                f"{options.repo} names its shards with {max(state.name_widths)}-digit batch numbers, but "
+                f"--batches {self.config.batches} needs {width} digits: publish past that in a new repo"
+            )
         if self.tag is None:
             self.tag = hub.next_version_tag(state.tags)
         elif self.tag in state.tags:

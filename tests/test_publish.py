@@ -315,3 +315,12 @@ def test_partial_release_says_so_and_reused_output_dir_holds_only_it(games: Path
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == ["test/batch_001.parquet", "train/batch_001.parquet"]
     card = (out / "README.md").read_text()
     assert "the input ran out: 1 of 2 batches were made, and batch 1 is partial" in card
+
+
+def test_crossing_999_batches_is_refused_before_any_work(hub: Hub, games: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = "user/wide"
+    assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN]) == 0
+    commits = len(hub.server.commits(repo))
+    assert publish_main(["--repo", repo, *common_args(games, batches=1000), "--token", TOKEN]) == 2
+    assert "3-digit batch numbers" in capsys.readouterr().err
+    assert len(hub.server.commits(repo)) == commits
