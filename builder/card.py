@@ -133,8 +133,8 @@ game files with the `chesspos-positions` builder (GPL-3.0-or-later).
 ```python
 from datasets import load_dataset
 
-ds = load_dataset("{release.repo_id}", streaming=True)          # latest
-ds = load_dataset("{release.repo_id}", revision="{latest}")     # pinned to this release
+ds = load_dataset("{release.repo_id}", streaming=True)                      # latest
+ds = load_dataset("{release.repo_id}", streaming=True, revision="{latest}")  # pinned to this release
 for example in ds["train"]:
     window = example["window"]    # 10 x 69 int8 tokens
     break
