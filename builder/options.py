@@ -29,13 +29,14 @@ class OptionsError(ValueError):
 class PublishOptions:
     """What ``python -m builder.publish`` does. See ``--help`` for each field."""
 
+    # The builder's settings default to the builder config's own defaults: one source.
     repo: str | None = None
     data_path: list[str] | None = None
-    batches: int = 3
-    batch_size: int = 100_000
-    train_ratio: float = 0.95
-    seed: int = 0
-    sampling: str = "default"
+    batches: int = ChessposPositionsConfig.batches
+    batch_size: int = ChessposPositionsConfig.batch_size
+    train_ratio: float = ChessposPositionsConfig.train_ratio
+    seed: int = ChessposPositionsConfig.seed
+    sampling: str = ChessposPositionsConfig.sampling
     num_proc: int = 1
     dry_run: bool = False
     output_dir: str | None = None
@@ -48,12 +49,12 @@ class PublishOptions:
     profile: bool = False
     # Sampling parameters and the window mode: YAML only, as rarely changed.
     elo_tiers: list[list[float]] | None = None
-    min_base_time: int | None = 300
-    ply_full: int = 30
-    ply_keep: float = 0.33
-    min_ply: int | None = None
-    max_ply: int | None = None
-    window_mode: str = "repeat"
+    min_base_time: int | None = ChessposPositionsConfig.min_base_time
+    ply_full: int = ChessposPositionsConfig.ply_full
+    ply_keep: float = ChessposPositionsConfig.ply_keep
+    min_ply: int | None = ChessposPositionsConfig.min_ply
+    max_ply: int | None = ChessposPositionsConfig.max_ply
+    window_mode: str = ChessposPositionsConfig.window_mode
 
     def builder_kwargs(self) -> dict[str, Any]:
         """The builder config fields these options set."""

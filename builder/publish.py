@@ -61,12 +61,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--data-path", nargs="+", metavar="PATH",
         help="raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
              "(default: the embedded self-play sample)")
-    add("--batches", type=int, help="number of batches (default 3); more than on the repo appends a version")
-    add("--batch-size", type=int, help="positions per batch, train and test together (default 100000)")
-    add("--train-ratio", type=float, help="train share of each batch and target share of train games (default 0.95)")
-    add("--seed", type=int, help="seed of sampling and in-batch shuffling (default 0)")
+    defaults = PublishOptions()
+    add("--batches", type=int, help=f"number of batches (default {defaults.batches}); more than on the repo appends a version")
+    add("--batch-size", type=int, help=f"positions per batch, train and test together (default {defaults.batch_size})")
+    add("--train-ratio", type=float,
+        help=f"train share of each batch and target share of train games (default {defaults.train_ratio})")
+    add("--seed", type=int, help=f"seed of sampling and in-batch shuffling (default {defaults.seed})")
     add("--sampling", choices=SAMPLING_MODES, help="'default' filters by Elo, time control and ply; 'all' keeps every position")
-    add("--num-proc", type=int, help="processes for parsing and encoding (default 1); output does not depend on it")
+    add("--num-proc", type=int,
+        help=f"processes for parsing and encoding, threads for writing (default {defaults.num_proc}); output does not depend on it")
     add("--dry-run", action="store_true", default=None, help="write shards and card locally only: no token, no network")
     add("--output-dir", help=f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; "
                              "otherwise a temporary folder)")
@@ -75,7 +78,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--resume", action="store_true", default=None, help="continue an interrupted release: upload only what is missing")
     add("--private", action="store_true", default=None, help="create the repo as private")
     add("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
-    add("--license", help="license id for the dataset card (default cc0-1.0: Lichess games are CC0)")
+    add("--license", help=f"license id for the dataset card (default {defaults.license}: Lichess games are CC0)")
     add("--profile", action="store_true", default=None, help="print stage timings at the end")
     return parser.parse_args(argv)
 
