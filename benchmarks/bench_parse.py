@@ -100,10 +100,8 @@ def units_of(files: list[str], texts: list[str]) -> list[WorkUnit]:
     units = []
     for url, text in zip(files, texts):
         games = split_games(text.splitlines(), url)
-        first = 0
         while chunk := tuple(islice(games, GAMES_PER_UNIT)):
-            units.append(WorkUnit(url, first, chunk))
-            first += len(chunk)
+            units.append(WorkUnit(url, chunk))
     return units
 
 

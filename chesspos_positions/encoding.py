@@ -16,6 +16,7 @@ dropped, so :func:`token_sequence_to_board` restores everything else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import chess
@@ -131,28 +132,30 @@ def encode_bitboards(
     return tokens
 
 
-def board_bitboards(board: chess.Board) -> tuple[tuple[int, ...], int, bool, int]:
-    """Return the bitboards :func:`encode_bitboards` takes for one board."""
+#: One board as the batch encoder's row: pawns, knights, bishops, rooks,
+#: queens, kings, white pieces, turn, clean castling rights.
+BitboardRow = tuple[int, int, int, int, int, int, int, bool, int]
+
+
+def board_bitboards(board: chess.Board) -> BitboardRow:
+    """The row of bitboards :func:`encode_bitboard_rows` takes for one board."""
     return (
-        (board.pawns, board.knights, board.bishops, board.rooks, board.queens, board.kings),
+        board.pawns, board.knights, board.bishops, board.rooks, board.queens, board.kings,
         board.occupied_co[chess.WHITE],
         board.turn,
         board.clean_castling_rights(),
     )
 
 
+def encode_bitboard_rows(rows: Sequence[BitboardRow]) -> np.ndarray:
+    """Encode rows of :func:`board_bitboards` with the batch encoder; shape ``(len(rows), 69)``."""
+    array = np.array(rows, dtype=np.uint64).reshape(-1, 9)
+    return encode_bitboards(array[:, :6], array[:, 6], array[:, 7].astype(bool), array[:, 8])
+
+
 def encode_boards(boards: list[chess.Board]) -> np.ndarray:
     """Encode a list of boards with the batch encoder; shape ``(len(boards), 69)``."""
-    snapshots = [board_bitboards(board) for board in boards]
-    if not snapshots:
-        return np.empty((0, SEQUENCE_LENGTH), dtype=np.int8)
-    pieces, white, turn, castling = zip(*snapshots)
-    return encode_bitboards(
-        np.array(pieces, dtype=np.uint64),
-        np.array(white, dtype=np.uint64),
-        np.array(turn, dtype=bool),
-        np.array(castling, dtype=np.uint64),
-    )
+    return encode_bitboard_rows([board_bitboards(board) for board in boards])
 
 
 def token_sequence_to_board(tokens: np.ndarray) -> chess.Board:

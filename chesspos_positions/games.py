@@ -27,7 +27,7 @@ import chess.pgn
 import numpy as np
 
 from . import native
-from .encoding import encode_bitboards
+from .encoding import BitboardRow, board_bitboards, encode_bitboard_rows
 from .sampling import Sampling, game_rng, parse_rating
 from .sources import PathLike, RawGame, iter_raw_games, parse_tags, resolve_paths
 
@@ -88,7 +88,6 @@ class ParsedGame:
         skip: the skip reason (a key of :data:`SKIP_REASONS`), or None if kept.
         error: a human-readable detail for the skip, naming the move or FEN.
         plies: the sampled plies (1-based, ascending).
-        bitboards: for each sampled ply, ``(pieces (6,), white, turn, castling)``.
         boards: the sampled boards, only when requested.
     """
 
@@ -98,14 +97,7 @@ class ParsedGame:
     skip: str | None = None
     error: str | None = None
     plies: list[int] = field(default_factory=list)
-    bitboards: list[tuple[int, ...]] = field(default_factory=list)
     boards: list[chess.Board] = field(default_factory=list)
-
-
-def encode_snapshots(snapshots: Sequence[tuple[int, ...]]) -> np.ndarray:
-    """Encode ``(pawns, knights, bishops, rooks, queens, kings, white, turn, castling)`` rows."""
-    array = np.array(snapshots, dtype=np.uint64).reshape(-1, 9)
-    return encode_bitboards(array[:, :6], array[:, 6], array[:, 7].astype(bool), array[:, 8])
 
 
 def game_digest(raw: RawGame) -> bytes:
@@ -143,7 +135,7 @@ class _MainlineVisitor(chess.pgn.BaseVisitor["_MainlineVisitor"]):
 
     def __init__(self, keep_boards: bool) -> None:
         self.keep_boards = keep_boards
-        self.snapshots: list[tuple[int, ...]] = []
+        self.snapshots: list[BitboardRow] = []
         self.boards: list[chess.Board] = []
         self.error: tuple[str, str] | None = None
         self._started = False
@@ -166,19 +158,7 @@ class _MainlineVisitor(chess.pgn.BaseVisitor["_MainlineVisitor"]):
             return
         if self.error is not None:
             return
-        self.snapshots.append(
-            (
-                board.pawns,
-                board.knights,
-                board.bishops,
-                board.rooks,
-                board.queens,
-                board.kings,
-                board.occupied_co[chess.WHITE],
-                board.turn,
-                board.clean_castling_rights(),
-            )
-        )
+        self.snapshots.append(board_bitboards(board))
         if self.keep_boards:
             self.boards.append(board.copy(stack=False))
 
@@ -258,7 +238,7 @@ def replay_tokens(games: Sequence[ParsedGame]) -> list[Replay]:
             replays.append((tokens, None))
         else:
             visitor = replay(game)
-            replays.append((encode_snapshots(visitor.snapshots), visitor.error))
+            replays.append((encode_bitboard_rows(visitor.snapshots), visitor.error))
     return replays
 
 
@@ -289,7 +269,6 @@ def parse_game(raw: RawGame, sampling: Sampling, seed: int, keep_boards: bool = 
     visitor = replay(game, keep_boards)
     chosen = sample_plies(game, rng, sampling, len(visitor.snapshots), visitor.error).tolist()
     game.plies = [i + 1 for i in chosen]
-    game.bitboards = [visitor.snapshots[i] for i in chosen]
     if keep_boards:
         game.boards = [visitor.boards[i] for i in chosen]
     return game

@@ -47,12 +47,10 @@ class WorkUnit:
 
     Attributes:
         source: URL of the file.
-        first_game: index of the unit's first game in its file.
         games: the games' raw text.
     """
 
     source: str
-    first_game: int
     games: tuple[RawGame, ...]
 
 
@@ -71,10 +69,8 @@ def iter_work_units(urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT) -
     """Cut the games of ``urls`` into units, never across files."""
     for url in urls:
         games = iter_raw_games([url])
-        first = 0
         while chunk := tuple(islice(games, games_per_unit)):
-            yield WorkUnit(url, first, chunk)
-            first += len(chunk)
+            yield WorkUnit(url, chunk)
 
 
 def is_train_game(digest: bytes, train_ratio: float) -> bool:
@@ -202,15 +198,11 @@ class BatchAssembler:
 
     def _cut(self, index: int, partial: bool) -> Batch:
         with self.times.time("assemble and shuffle batches"):
-            return self._cut_untimed(index, partial)
-
-    def _cut_untimed(self, index: int, partial: bool) -> Batch:
-        quotas = self.quotas
-        rows = {split: self._take(split, quotas[split]) for split in ("train", "test")}
-        for split_id, split in enumerate(("train", "test")):
-            rng = np.random.default_rng([self.seed, index, split_id])
-            rows[split] = rows[split][rng.permutation(len(rows[split]))]
-        return Batch(index, rows["train"], rows["test"], partial)
+            rows = {split: self._take(split, quota) for split, quota in self.quotas.items()}
+            for split_id, split in enumerate(("train", "test")):
+                rng = np.random.default_rng([self.seed, index, split_id])
+                rows[split] = rows[split][rng.permutation(len(rows[split]))]
+            return Batch(index, rows["train"], rows["test"], partial)
 
     def assemble(self, results: Iterable[UnitResult]) -> Iterator[Batch]:
         """Yield batches ``1..batches`` (the last ones possibly partial) from ``results``."""

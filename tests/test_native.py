@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from chesspos_positions import board_to_token_sequence, native
-from chesspos_positions.games import SKIP_REASONS, ParsedGame, encode_snapshots, replay, replay_tokens, start_game
+from chesspos_positions.encoding import encode_bitboard_rows
+from chesspos_positions.games import SKIP_REASONS, ParsedGame, replay, replay_tokens, start_game
 from chesspos_positions.generation import UnitResult, WorkUnit, encode_unit, iter_work_units
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import resolve_paths, split_games
@@ -155,7 +156,7 @@ def assert_same_units(a: list[UnitResult], b: list[UnitResult]) -> None:
 
 
 def unit_of(text: str) -> WorkUnit:
-    return WorkUnit("<memory>", 0, tuple(split_games(text.splitlines())))
+    return WorkUnit("<memory>", tuple(split_games(text.splitlines())))
 
 
 # --- The native reader alone ----------------------------------------------------------------
@@ -173,7 +174,7 @@ def test_native_tokens_equal_python_chess_on_generated_games() -> None:
         reference = replay(game)
         assert reference.error is None
         assert tokens.dtype == np.int8 and tokens.shape == (len(fixture.boards), 69)
-        assert np.array_equal(tokens, encode_snapshots(reference.snapshots))
+        assert np.array_equal(tokens, encode_bitboard_rows(reference.snapshots))
         assert np.array_equal(tokens, np.array([board_to_token_sequence(b) for b in fixture.boards]))
 
 
