@@ -34,7 +34,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 from tqdm.auto import tqdm
 
-from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions, ChessposPositionsConfig
+from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import Batch
 from chesspos_positions.sampling import SAMPLING_MODES
@@ -225,12 +225,18 @@ class Publisher:
                 head = head or hub.head_commit(self.api, options.repo)
 
         progress = tqdm(total=config.batches * config.batch_size, unit=" samples", desc="Generating", disable=None)
-        for index, pair in self._written_batches(builder, root, summary):
+        partial: str | None = None
+        for batch, pair in self._written_batches(builder, root, summary):
             shards += pair
             progress.update(sum(s.num_examples for s in pair))
+            if batch.partial:  # the generator's own flag: the input ran out before this batch was full
+                partial = (
+                    f"the input ran out: {batch.index} of {config.batches} batches were made, and batch "
+                    f"{batch.index} is partial ({len(batch.train)} train, {len(batch.test)} test rows)"
+                )
             if pushing:
                 with self.stages.time("upload"):
-                    new_head = self._push_batch(index, pair, head)
+                    new_head = self._push_batch(batch.index, pair, head)
                 uploaded += new_head != head
                 head = new_head
         progress.close()
@@ -239,7 +245,6 @@ class Publisher:
 
         batches_done = len(shards) // 2
         clear_stale_shards(root, {s.path_in_repo for s in shards})
-        partial = _partial_batch(shards, self.config)
         already = [tag for tag, n in self.state.tags.items() if n == batches_done]
         if pushing and uploaded == 0 and already:
             print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
@@ -268,7 +273,7 @@ class Publisher:
         self._report(root, shards, summary, partial)
         return 0
 
-    def _written_batches(self, builder: ChessposPositions, root: Path, summary: Summary) -> Iterator[tuple[int, list[Shard]]]:
+    def _written_batches(self, builder: ChessposPositions, root: Path, summary: Summary) -> Iterator[tuple[Batch, list[Shard]]]:
         """Generate the builder's batches and write their shards; yield them in batch order.
 
         With ``--num-proc`` above 1, shards are written by that many threads
@@ -285,18 +290,18 @@ class Publisher:
         batches = builder.generate_batches(num_proc, summary, self.stages)
         if num_proc == 1:
             for batch in batches:
-                yield batch.index, [write(batch, split) for split in SPLITS]
+                yield batch, [write(batch, split) for split in SPLITS]
             return
         with ThreadPoolExecutor(num_proc) as writers:
-            pending: deque[tuple[int, list[Future[Shard]]]] = deque()
+            pending: deque[tuple[Batch, list[Future[Shard]]]] = deque()
             for batch in batches:
-                pending.append((batch.index, [writers.submit(write, batch, split) for split in SPLITS]))
+                pending.append((batch, [writers.submit(write, batch, split) for split in SPLITS]))
                 if len(pending) > num_proc:
-                    index, futures = pending.popleft()
-                    yield index, [future.result() for future in futures]
+                    done, futures = pending.popleft()
+                    yield done, [future.result() for future in futures]
             while pending:
-                index, futures = pending.popleft()
-                yield index, [future.result() for future in futures]
+                done, futures = pending.popleft()
+                yield done, [future.result() for future in futures]
 
     def _push_batch(self, index: int, pair: list[Shard], head: str | None) -> str | None:
         """Commit one batch's shards unless the repo already holds them, byte for byte."""
@@ -347,18 +352,6 @@ class Publisher:
             lines.append("  stage timings (s; stages run in parallel add up their times):")
             lines += [f"    {stage}: {seconds:.2f}" for stage, seconds in self.stages.seconds.items()]
         print("\n".join(lines))
-
-
-def _partial_batch(shards: list[Shard], config: ChessposPositionsConfig) -> str | None:
-    """A sentence on the last batch if the input ran out before it was full, else None."""
-    quota = round(config.batch_size * config.train_ratio)
-    rows = {s.path_in_repo.split("/")[0]: s.num_examples for s in shards[-2:]}
-    if (rows["train"], rows["test"]) == (quota, config.batch_size - quota):
-        return None
-    return (
-        f"the input ran out: {len(shards) // 2} of {config.batches} batches were made, and batch {len(shards) // 2} "
-        f"is partial ({rows['train']} train, {rows['test']} test rows)"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
