@@ -16,7 +16,6 @@ import yaml
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from chesspos_positions.builder import ChessposPositionsConfig
-from chesspos_positions.sampling import SAMPLING_MODES
 
 DEFAULT_OUTPUT_DIR = "out"
 
@@ -157,8 +156,6 @@ def resolve_options(args: argparse.Namespace) -> PublishOptions:
 
 def validate(options: PublishOptions) -> None:
     """Check values across options and through the builder config."""
-    if options.sampling not in SAMPLING_MODES:
-        raise OptionsError(f"--sampling must be one of {', '.join(SAMPLING_MODES)}, got {options.sampling!r}")
     if options.num_proc < 1:
         raise OptionsError(f"--num-proc must be >= 1, got {options.num_proc}")
     if options.repo is not None:
