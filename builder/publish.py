@@ -232,7 +232,7 @@ class Publisher:
             if batch.partial:  # the generator's own flag: the input ran out before this batch was full
                 partial = (
                     f"the input ran out: {batch.index} of {config.batches} batches were made, and batch "
-                    f"{batch.index} is partial ({len(batch.train)} train, {len(batch.test)} test rows)"
+                    f"{batch.index} is partial ({batch.train.num_rows} train, {batch.test.num_rows} test rows)"
                 )
             if pushing:
                 with self.stages.time("upload"):

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chesspos_positions.examples import columns_to_table, make_columns
@@ -42,14 +42,14 @@ class Shard:
     sha256: str
 
 
-def write_shard(tokens: np.ndarray, window_mode: str, root: Path, path_in_repo: str) -> Shard:
-    """Write the rows for ``tokens`` (``(n, 69)`` int8) as one Parquet shard.
+def write_shard(rows: pa.Table, window_mode: str, root: Path, path_in_repo: str) -> Shard:
+    """Write the examples of ``rows`` (see :mod:`chesspos_positions.rows`) as one Parquet shard.
 
     The schema is ``FEATURES.arrow_schema``, with its ``huggingface``
     metadata, so ``load_dataset`` restores the exact features. The file
     is deterministic: the same rows give the same bytes.
     """
-    table = columns_to_table(make_columns(tokens, window_mode))
+    table = columns_to_table(make_columns(rows, window_mode))
     local_path = root / path_in_repo
     local_path.parent.mkdir(parents=True, exist_ok=True)
     try:

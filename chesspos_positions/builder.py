@@ -16,6 +16,8 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
 from datasets.builder import Key
 from datasets.download.streaming_download_manager import StreamingDownloadManager
 
@@ -173,12 +175,13 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
         ]
 
     def _spill(self, num_proc: int) -> None:
-        """Generate all batches once, to .npz files in a temporary folder."""
+        """Generate all batches once, to Arrow files in a temporary folder."""
         self._cleanup_spill()
         self._spill_dir = tempfile.mkdtemp(prefix="chesspos-batches-")
         self.summary = Summary()
         for batch in self.generate_batches(num_proc, self.summary):
-            np.savez(Path(self._spill_dir) / f"{batch.index}.npz", train=batch.train, test=batch.test)
+            for split in ("train", "test"):
+                feather.write_feather(getattr(batch, split), Path(self._spill_dir) / f"{batch.index}-{split}.arrow")
 
     def _cleanup_spill(self) -> None:
         if self._spill_dir is not None:
@@ -191,24 +194,23 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
         finally:
             self._cleanup_spill()
 
-    def _batches(self, batch_ids: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(index, train, test)`` of the wanted batches, from the spill or generated."""
+    def _batches(self, split: str, batch_ids: list[int]) -> Iterator[tuple[int, pa.Table]]:
+        """``(index, rows of split)`` of the wanted batches, from the spill or generated."""
         if self._spill_dir is not None:
             for index in batch_ids:
-                path = Path(self._spill_dir) / f"{index}.npz"
+                path = Path(self._spill_dir) / f"{index}-{split}.arrow"
                 if path.exists():
-                    with np.load(path) as arrays:
-                        yield index, arrays["train"], arrays["test"]
+                    yield index, feather.read_table(path)
             return
         wanted = set(batch_ids)
         for batch in self.generate_batches():
             if batch.index in wanted:
-                yield batch.index, batch.train, batch.test
+                yield batch.index, getattr(batch, split)
             if batch.index >= max(wanted):
                 return
 
     def _generate_examples(self, split: str, batch_ids: list[int]) -> Iterator[tuple[Key, dict[str, np.ndarray]]]:
-        for index, train, test in self._batches(batch_ids):
-            columns = make_columns(train if split == "train" else test, self.config.window_mode)
+        for index, rows in self._batches(split, batch_ids):
+            columns = make_columns(rows, self.config.window_mode)
             for row, (window, scalars) in enumerate(zip(columns["window"], columns["scalars"])):
                 yield Key(index, row), {"window": window, "scalars": scalars}

@@ -11,6 +11,7 @@ from datasets import Array2D, Features, Sequence, Value
 from datasets.features.features import Array2DExtensionType
 
 from .encoding import SEQUENCE_LENGTH
+from .rows import tokens_of
 
 WINDOW_LENGTH: Final = 10
 N_SCALARS: Final = 3
@@ -28,14 +29,15 @@ FEATURES: Final = Features(
 WINDOW_MODES: Final = ("repeat",)
 
 
-def make_columns(tokens: np.ndarray, window_mode: str = "repeat") -> dict[str, np.ndarray]:
-    """The column arrays of the rows for ``tokens`` (shape ``(n, 69)``).
+def make_columns(rows: pa.Table, window_mode: str = "repeat") -> dict[str, np.ndarray]:
+    """The column arrays of the examples for ``rows`` (see :mod:`.rows`).
 
     Returns:
         ``window``: ``int8`` ``(n, 10, 69)``; ``scalars``: ``int8`` ``(n, 3)``, zeros.
     """
     if window_mode not in WINDOW_MODES:
         raise ValueError(f"unknown window mode {window_mode!r}; expected one of {WINDOW_MODES}")
+    tokens = tokens_of(rows)
     n = len(tokens)
     window = np.broadcast_to(tokens[:, None, :], (n, WINDOW_LENGTH, SEQUENCE_LENGTH))
     return {"window": window, "scalars": np.zeros((n, N_SCALARS), dtype=np.int8)}

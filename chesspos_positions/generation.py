@@ -27,7 +27,9 @@ from functools import partial
 from itertools import islice
 
 import numpy as np
+import pyarrow as pa
 
+from . import rows as rows_
 from .encoding import SEQUENCE_LENGTH
 from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
@@ -56,10 +58,10 @@ class WorkUnit:
 
 @dataclass
 class UnitResult:
-    """The encoded positions of one unit, per split, in game order."""
+    """The rows of one unit's sampled positions, per split, in game order (see :mod:`.rows`)."""
 
-    train: np.ndarray
-    test: np.ndarray
+    train: pa.Table
+    test: pa.Table
     summary: Summary
     #: Seconds per stage inside the unit (a plain dict: results cross processes).
     seconds: dict[str, float] = field(default_factory=dict)
@@ -105,7 +107,7 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
             raw = game.raw
             logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
-    result = UnitResult(_stack(positions[True]), _stack(positions[False]), summary)
+    result = UnitResult(rows_.from_tokens(_stack(positions[True])), rows_.from_tokens(_stack(positions[False])), summary)
     times.add({"sample and split": time.perf_counter() - sampling_started})
     result.seconds = dict(times.seconds)
     return result
@@ -155,12 +157,16 @@ def map_units(
 
 @dataclass
 class Batch:
-    """One batch: its 1-based index and its shuffled train and test tokens."""
+    """One batch: its 1-based index and its shuffled train and test rows (see :mod:`.rows`)."""
 
     index: int
-    train: np.ndarray
-    test: np.ndarray
+    train: pa.Table
+    test: pa.Table
     partial: bool = False
+
+    def tokens(self, split: str) -> np.ndarray:
+        """The ``(n, 69)`` ``int8`` tokens of ``split``'s rows."""
+        return rows_.tokens_of(getattr(self, split))
 
 
 @dataclass
@@ -179,7 +185,7 @@ class BatchAssembler:
     seed: int
     summary: Summary = field(default_factory=Summary)
     times: StageTimes = field(default_factory=StageTimes)
-    _buffers: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"train": [], "test": []})
+    _buffers: dict[str, list[pa.Table]] = field(default_factory=lambda: {"train": [], "test": []})
 
     @property
     def quotas(self) -> dict[str, int]:
@@ -187,21 +193,22 @@ class BatchAssembler:
         train = round(self.batch_size * self.train_ratio)
         return {"train": train, "test": self.batch_size - train}
 
-    def _buffered(self, split: str) -> int:
-        return sum(len(part) for part in self._buffers[split])
+    _schema: pa.Schema | None = None
 
-    def _take(self, split: str, count: int) -> np.ndarray:
-        parts = self._buffers[split]
-        joined = np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), np.int8)
-        self._buffers[split] = [joined[count:]] if len(joined) > count else []
-        return joined[:count]
+    def _buffered(self, split: str) -> int:
+        return sum(part.num_rows for part in self._buffers[split])
+
+    def _take(self, split: str, count: int) -> pa.Table:
+        joined = rows_.concat(self._buffers[split], self._schema)
+        self._buffers[split] = [joined.slice(count)] if joined.num_rows > count else []
+        return joined.slice(0, count)
 
     def _cut(self, index: int, partial: bool) -> Batch:
         with self.times.time("assemble and shuffle batches"):
             rows = {split: self._take(split, quota) for split, quota in self.quotas.items()}
             for split_id, split in enumerate(("train", "test")):
                 rng = np.random.default_rng([self.seed, index, split_id])
-                rows[split] = rows[split][rng.permutation(len(rows[split]))]
+                rows[split] = rows[split].take(rng.permutation(rows[split].num_rows))
             return Batch(index, rows["train"], rows["test"], partial)
 
     def assemble(self, results: Iterable[UnitResult]) -> Iterator[Batch]:
@@ -211,8 +218,9 @@ class BatchAssembler:
         for result in results:
             self.summary.add(result.summary)
             self.times.add(result.seconds)
+            self._schema = result.train.schema
             for split in ("train", "test"):
-                if len(getattr(result, split)):
+                if getattr(result, split).num_rows:
                     self._buffers[split].append(getattr(result, split))
             while index <= self.batches and all(self._buffered(s) >= quotas[s] for s in quotas):
                 yield self._cut(index, partial=False)
@@ -226,7 +234,7 @@ class BatchAssembler:
             batch = self._cut(index, partial=True)
             logger.warning(
                 "input ran out: batch %d is partial (%d of %d train rows, %d of %d test rows)",
-                index, len(batch.train), quotas["train"], len(batch.test), quotas["test"],
+                index, batch.train.num_rows, quotas["train"], batch.test.num_rows, quotas["test"],
             )
             yield batch
             index += 1
