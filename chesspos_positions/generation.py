@@ -33,7 +33,8 @@ from . import rows as rows_
 from .encoding import SEQUENCE_LENGTH
 from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
-from .sources import RawGame, iter_raw_games
+from .sources import RawGame
+from .units import WorkItem, read_chunks
 from .timing import StageTimes
 
 logger = logging.getLogger(__name__)
@@ -68,11 +69,17 @@ class UnitResult:
 
 
 def iter_work_units(urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT) -> Iterator[WorkUnit]:
-    """Cut the games of ``urls`` into units, never across files."""
+    """Cut the games of ``urls`` into units of ``games_per_unit`` games, never across files.
+
+    Units never cross the chunks of :mod:`.units` either, so a staged build
+    (:mod:`.steps`), which encodes chunk by chunk, sees the same units and
+    reports the same counts.
+    """
     for url in urls:
-        games = iter_raw_games([url])
-        while chunk := tuple(islice(games, games_per_unit)):
-            yield WorkUnit(url, chunk)
+        for chunk in read_chunks(WorkItem(0, url, 0, 1)):
+            games = chunk.games()
+            while piece := tuple(islice(games, games_per_unit)):
+                yield WorkUnit(url, piece)
 
 
 def is_train_game(digest: bytes, train_ratio: float) -> bool:
@@ -169,6 +176,18 @@ class Batch:
         return rows_.tokens_of(getattr(self, split))
 
 
+def quotas(batch_size: int, train_ratio: float) -> dict[str, int]:
+    """Rows per full batch for each split: ``round(batch_size * train_ratio)`` train, the rest test."""
+    train = round(batch_size * train_ratio)
+    return {"train": train, "test": batch_size - train}
+
+
+def shuffle_rows(rows: pa.Table, seed: int, index: int, split_id: int) -> pa.Table:
+    """The rows of batch ``index``'s split ``split_id`` (0 train, 1 test) in their shuffled order."""
+    rng = np.random.default_rng([seed, index, split_id])
+    return rows.take(rng.permutation(rows.num_rows))
+
+
 @dataclass
 class BatchAssembler:
     """Cuts a stream of unit results into batches with exact split quotas.
@@ -190,8 +209,7 @@ class BatchAssembler:
     @property
     def quotas(self) -> dict[str, int]:
         """Rows per full batch for each split."""
-        train = round(self.batch_size * self.train_ratio)
-        return {"train": train, "test": self.batch_size - train}
+        return quotas(self.batch_size, self.train_ratio)
 
     _schema: pa.Schema | None = None
 
@@ -207,8 +225,7 @@ class BatchAssembler:
         with self.times.time("assemble and shuffle batches"):
             rows = {split: self._take(split, quota) for split, quota in self.quotas.items()}
             for split_id, split in enumerate(("train", "test")):
-                rng = np.random.default_rng([self.seed, index, split_id])
-                rows[split] = rows[split].take(rng.permutation(rows[split].num_rows))
+                rows[split] = shuffle_rows(rows[split], self.seed, index, split_id)
             return Batch(index, rows["train"], rows["test"], partial)
 
     def assemble(self, results: Iterable[UnitResult]) -> Iterator[Batch]:
