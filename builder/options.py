@@ -16,6 +16,8 @@ import yaml
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from chesspos_positions.builder import ChessposPositionsConfig
+from chesspos_positions.executors import EXECUTORS, SLURM_KEYS
+from chesspos_positions.units import UNIT_BYTES
 
 DEFAULT_OUTPUT_DIR = "out"
 
@@ -46,6 +48,13 @@ class PublishOptions:
     license: str = "cc0-1.0"
     pretty_name: str = "Chess positions"
     profile: bool = False
+    # Where the build runs (see README "Building at scale"); none of these changes the shards.
+    executor: str = "local"
+    workdir: str | None = None
+    no_wait: bool = False
+    ray_address: str = "auto"
+    slurm: dict[str, Any] | None = None  # YAML only: SlurmPipelineExecutor options
+    unit_bytes: int = UNIT_BYTES
     # Sampling parameters and the window mode: YAML only, as rarely changed.
     elo_tiers: list[list[float]] | None = None
     min_base_time: int | None = ChessposPositionsConfig.min_base_time
@@ -106,6 +115,10 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise OptionsError(f"{origin}: data_path must be a path or a list of paths, got {value!r}")
         return value
+    if name == "slurm":
+        if not isinstance(value, dict) or set(value) - set(SLURM_KEYS):
+            raise OptionsError(f"{origin}: slurm must be a mapping with keys among {', '.join(SLURM_KEYS)}, got {value!r}")
+        return value
     if name == "elo_tiers":
         if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 for t in value):
             raise OptionsError(f"{origin}: elo_tiers must be a list of [min_rating, keep_probability] pairs, got {value!r}")
@@ -158,6 +171,14 @@ def validate(options: PublishOptions) -> None:
     """Check values across options and through the builder config."""
     if options.num_proc < 1:
         raise OptionsError(f"--num-proc must be >= 1, got {options.num_proc}")
+    if options.executor not in EXECUTORS:
+        raise OptionsError(f"--executor must be one of {', '.join(EXECUTORS)}, got {options.executor!r}")
+    if options.executor != "local" and options.workdir is None:
+        raise OptionsError(f"--executor {options.executor} needs --workdir DIR, on storage every node reaches")
+    if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):
+        raise OptionsError("--executor slurm needs a slurm: section in the --config file with at least partition and time")
+    if options.unit_bytes < 1:
+        raise OptionsError(f"unit_bytes must be >= 1, got {options.unit_bytes}")
     if options.repo is not None:
         try:
             validate_repo_id(options.repo)

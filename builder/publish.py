@@ -23,29 +23,28 @@ import os
 import shutil
 import sys
 import tempfile
-from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
 import fsspec
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
-from tqdm.auto import tqdm
 
-from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions
+from chesspos_positions.builder import EMBEDDED_SAMPLE
+from chesspos_positions.executors import EXECUTORS, StagesError, StagesPending
 from chesspos_positions.games import Summary
-from chesspos_positions.generation import Batch
 from chesspos_positions.sampling import SAMPLING_MODES
 from chesspos_positions.sources import glob_like, resolve_paths
+from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
 from . import hub
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
 from .options import DEFAULT_OUTPUT_DIR, OptionsError, PublishOptions, resolve_options
-from .shards import SPLITS, Shard, shard_path, write_shard
+from .shards import SPLITS, Shard, shard_path
+from .staged import build_shards
 
 logger = logging.getLogger("builder.publish")
 
@@ -69,7 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--seed", type=int, help=f"seed of sampling and in-batch shuffling (default {defaults.seed})")
     add("--sampling", choices=SAMPLING_MODES, help="'default' filters by Elo, time control and ply; 'all' keeps every position")
     add("--num-proc", type=int,
-        help=f"processes for parsing and encoding, threads for writing (default {defaults.num_proc}); output does not depend on it")
+        help=f"local processes running the stages (default {defaults.num_proc}); output does not depend on it")
     add("--dry-run", action="store_true", default=None, help="write shards and card locally only: no token, no network")
     add("--output-dir", help=f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; "
                              "otherwise a temporary folder)")
@@ -80,6 +79,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
     add("--license", help=f"license id for the dataset card (default {defaults.license}: Lichess games are CC0)")
     add("--profile", action="store_true", default=None, help="print stage timings at the end")
+    add("--executor", choices=EXECUTORS,
+        help="where the stages run: 'local' (default: --num-proc processes), 'slurm' (the config's slurm: section), "
+             "'ray' (an existing cluster); see README 'Building at scale'")
+    add("--workdir", metavar="DIR", help="keep work files and logs here, and resume from them (required for slurm and ray; "
+                                         "default for local: a temporary folder, removed)")
+    add("--no-wait", action="store_true", default=None,
+        help="slurm: submit the jobs and exit; rerun the same command to finish the release")
+    add("--ray-address", help="Ray cluster address (default auto)")
+    add("--unit-bytes", type=int, help=f"text bytes per work unit (default {defaults.unit_bytes}); shards do not depend on it")
     return parser.parse_args(argv)
 
 
@@ -210,12 +218,8 @@ class Publisher:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     def _publish(self, root: Path, urls: list[str], inputs: list[str]) -> int:
-        options, config = self.options, self.config
+        options = self.options
         root.mkdir(parents=True, exist_ok=True)
-        # The builder's dataset cache is never filled here: publish only runs its generator.
-        builder = ChessposPositions(cache_dir=tempfile.gettempdir(), **options.builder_kwargs())
-        summary = Summary()
-        shards: list[Shard] = []
         uploaded = 0
         head = self.state.head
         pushing = self.api is not None
@@ -224,24 +228,17 @@ class Publisher:
                 hub.ensure_repo(self.api, options.repo, options.private)
                 head = head or hub.head_commit(self.api, options.repo)
 
-        progress = tqdm(total=config.batches * config.batch_size, unit=" samples", desc="Generating", disable=None)
-        partial: str | None = None
-        for batch, pair in self._written_batches(builder, root, summary):
-            shards += pair
-            progress.update(sum(s.num_examples for s in pair))
-            if batch.partial:  # the generator's own flag: the input ran out before this batch was full
-                partial = (
-                    f"the input ran out: {batch.index} of {config.batches} batches were made, and batch "
-                    f"{batch.index} is partial ({batch.train.num_rows} train, {batch.test.num_rows} test rows)"
-                )
-            if pushing:
-                with self.stages.time("upload"):
-                    new_head = self._push_batch(batch.index, pair, head)
-                uploaded += new_head != head
-                head = new_head
-        progress.close()
+        built = build_shards(options, root, self.stages)
+        shards, summary, partial = built.shards, built.summary, built.partial
         if not shards:
             raise PublishError(f"no positions were sampled from {', '.join(inputs)}: nothing to publish")
+        if pushing:
+            for index in range(0, len(shards), len(SPLITS)):
+                pair = shards[index:index + len(SPLITS)]
+                with self.stages.time("upload"):
+                    new_head = self._push_batch(index // len(SPLITS) + 1, pair, head)
+                uploaded += new_head != head
+                head = new_head
 
         batches_done = len(shards) // 2
         clear_stale_shards(root, {s.path_in_repo for s in shards})
@@ -272,36 +269,6 @@ class Publisher:
                 hub.create_tag(self.api, options.repo, self.tag, head)
         self._report(root, shards, summary, partial)
         return 0
-
-    def _written_batches(self, builder: ChessposPositions, root: Path, summary: Summary) -> Iterator[tuple[Batch, list[Shard]]]:
-        """Generate the builder's batches and write their shards; yield them in batch order.
-
-        With ``--num-proc`` above 1, shards are written by that many threads
-        (pyarrow's writer releases the GIL), several at once and while later
-        batches are generated. At most ``num_proc + 1`` batches are in flight.
-        """
-        config, num_proc = self.config, self.options.num_proc
-
-        def write(batch: Batch, split: str) -> Shard:
-            with self.stages.time("write"):
-                path = shard_path(split, batch.index, config.batches)
-                return write_shard(getattr(batch, split), config.window_mode, root, path)
-
-        batches = builder.generate_batches(num_proc, summary, self.stages)
-        if num_proc == 1:
-            for batch in batches:
-                yield batch, [write(batch, split) for split in SPLITS]
-            return
-        with ThreadPoolExecutor(num_proc) as writers:
-            pending: deque[tuple[Batch, list[Future[Shard]]]] = deque()
-            for batch in batches:
-                pending.append((batch, [writers.submit(write, batch, split) for split in SPLITS]))
-                if len(pending) > num_proc:
-                    done, futures = pending.popleft()
-                    yield done, [future.result() for future in futures]
-            while pending:
-                done, futures = pending.popleft()
-                yield done, [future.result() for future in futures]
 
     def _push_batch(self, index: int, pair: list[Shard], head: str | None) -> str | None:
         """Commit one batch's shards unless the repo already holds them, byte for byte."""
@@ -362,7 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = resolve_options(args)
         return Publisher(options).run()
-    except (OptionsError, PublishError, FileNotFoundError) as error:
+    except StagesPending as pending:
+        print(str(pending))
+        return 0
+    except (OptionsError, PublishError, FileNotFoundError, WorkFolderError, StagesError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except HfHubHTTPError as error:

@@ -26,7 +26,9 @@ from .games import Summary
 from .generation import Batch, generate_batches
 from .sampling import SAMPLING_MODES, Sampling
 from .sources import resolve_paths
+from .steps import Job, staged_batches
 from .timing import StageTimes
+from .units import UNIT_BYTES
 
 logger = datasets.utils.logging.get_logger(__name__)
 
@@ -141,24 +143,37 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
         )
 
     def generate_batches(
-        self, num_proc: int = 1, summary: Summary | None = None, times: StageTimes | None = None
+        self,
+        num_proc: int = 1,
+        summary: Summary | None = None,
+        times: StageTimes | None = None,
+        unit_bytes: int = UNIT_BYTES,
     ) -> Iterator[Batch]:
         """Generate this config's batches, in order: the dataset's content.
 
         Args:
-            num_proc: processes encoding work units; the output does not depend on it.
+            num_proc: 1 generates in this process, reading only as far as the
+                batches need; more runs the Encode and Plan stages of
+                :mod:`.steps` on that many local processes (datatrove). The
+                output does not depend on it.
             summary: filled with the counts of the games consumed.
             times: filled with the seconds spent per stage.
+            unit_bytes: text bytes per work unit; the batches do not depend on it.
         """
         cfg = self.config
+        job = Job(tuple(resolve_paths(cfg.input_paths())), cfg.sampling_rules(), cfg.seed, cfg.train_ratio,
+                  cfg.batches, cfg.batch_size, unit_bytes)
+        if num_proc > 1:
+            yield from staged_batches(job, num_proc, summary, times)
+            return
         yield from generate_batches(
-            resolve_paths(cfg.input_paths()),
-            cfg.sampling_rules(),
-            seed=cfg.seed,
-            batches=cfg.batches,
-            batch_size=cfg.batch_size,
-            train_ratio=cfg.train_ratio,
-            num_proc=num_proc,
+            list(job.urls),
+            job.sampling,
+            seed=job.seed,
+            batches=job.batches,
+            batch_size=job.batch_size,
+            train_ratio=job.train_ratio,
+            unit_bytes=unit_bytes,
             summary=summary,
             times=times,
         )

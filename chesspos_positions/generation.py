@@ -5,11 +5,13 @@ Generation is split in two so that the expensive part can run anywhere:
 
 1. :func:`encode_unit` is a pure function of (work unit, sampling, seed,
    train ratio). It parses, samples, encodes and splits the games of one
-   unit, and returns numpy arrays. It runs in this process, in a local
-   process pool (:func:`map_units`), or later in a distributed engine.
+   unit, and returns their rows. It runs in this process
+   (:func:`generate_batches`), or in the Encode stage of :mod:`.steps`, run
+   by an executor (:mod:`.executors`).
 2. :class:`BatchAssembler` consumes unit results in unit order and cuts
    batches with exact per-split quotas. It is cheap and sequential; it holds
-   at most one batch plus one unit result.
+   at most one batch plus one unit result. It is the reference that the
+   staged Plan stage (:func:`.steps.make_plan`) reproduces.
 
 Whole games go to one split, by a hash of the game's own content, so no
 game contributes positions to both train and test.
@@ -19,9 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -34,7 +34,7 @@ from .encoding import SEQUENCE_LENGTH
 from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
 from .sources import RawGame
-from .units import WorkItem, read_chunks
+from .units import UNIT_BYTES, WorkItem, read_chunks
 from .timing import StageTimes
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ class UnitResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def iter_work_units(urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT) -> Iterator[WorkUnit]:
+def iter_work_units(
+    urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT, unit_bytes: int = UNIT_BYTES
+) -> Iterator[WorkUnit]:
     """Cut the games of ``urls`` into units of ``games_per_unit`` games, never across files.
 
     Units never cross the chunks of :mod:`.units` either, so a staged build
@@ -76,7 +78,7 @@ def iter_work_units(urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT) -
     reports the same counts.
     """
     for url in urls:
-        for chunk in read_chunks(WorkItem(0, url, 0, 1)):
+        for chunk in read_chunks(WorkItem(0, url, 0, 1), unit_bytes):
             games = chunk.games()
             while piece := tuple(islice(games, games_per_unit)):
                 yield WorkUnit(url, piece)
@@ -133,33 +135,6 @@ def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
         if unit is None:
             return
         yield unit
-
-
-def map_units(
-    units: Iterable[WorkUnit], sampling: Sampling, seed: int, train_ratio: float, num_proc: int = 1
-) -> Iterator[UnitResult]:
-    """Run :func:`encode_unit` over ``units``, results in unit order.
-
-    With ``num_proc > 1`` units run in a process pool, with at most two units
-    in flight per process so that memory stays flat however long the input.
-    Closing the iterator early cancels the work not yet needed.
-    """
-    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio)
-    if num_proc <= 1:
-        yield from map(work, units)
-        return
-    with ProcessPoolExecutor(num_proc) as pool:
-        pending: deque[Future[UnitResult]] = deque()
-        try:
-            for unit in units:
-                pending.append(pool.submit(work, unit))
-                if len(pending) >= 2 * num_proc:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 @dataclass
@@ -265,19 +240,17 @@ def generate_batches(
     batches: int,
     batch_size: int,
     train_ratio: float,
-    num_proc: int = 1,
+    unit_bytes: int = UNIT_BYTES,
     summary: Summary | None = None,
     times: StageTimes | None = None,
 ) -> Iterator[Batch]:
-    """The whole pipeline: files -> work units -> encoded unit results -> batches.
+    """The sequential pipeline, in this process: files -> work units -> encoded unit results -> batches.
 
-    ``summary``, if given, receives the counts of the games actually consumed;
-    ``times``, the seconds spent per stage.
+    It reads only as far as the batches need. ``summary``, if given, receives
+    the counts of the games actually consumed; ``times``, the seconds spent
+    per stage. :mod:`.steps` computes the same batches in stages, for executors.
     """
     times = times if times is not None else StageTimes()
     assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary(), times)
-    results = map_units(_timed(iter_work_units(urls), times), sampling, seed, train_ratio, num_proc)
-    try:
-        yield from assembler.assemble(results)
-    finally:
-        results.close()
+    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio)
+    yield from assembler.assemble(map(work, _timed(iter_work_units(urls, unit_bytes=unit_bytes), times)))

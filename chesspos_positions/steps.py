@@ -27,6 +27,7 @@ import bisect
 import json
 import logging
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -34,10 +35,20 @@ from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
 
 from . import rows as rows_
+from .executors import ExecutorSettings, Stage, run_stages
 from .games import Summary
-from .generation import GAMES_PER_UNIT, Batch, WorkUnit, encode_unit, quotas, shuffle_rows
+from .generation import (
+    GAMES_PER_UNIT,
+    Batch,
+    WorkUnit,
+    encode_unit,
+    quotas,
+    shuffle_rows,
+)
 from .sampling import Sampling
 from .timing import StageTimes
 from .units import UNIT_BYTES, Chunk, WorkItem, chunk_count, plan_work, read_chunks
@@ -77,11 +88,34 @@ def _size(url: str) -> int:
     return int(fs.size(path))
 
 
+class WorkFolderError(ValueError):
+    """The work folder holds a build with other options."""
+
+
 @dataclass(frozen=True)
 class WorkFolder:
     """Where the stages keep their files."""
 
     root: Path
+
+    def claim(self, description: dict[str, object]) -> None:
+        """Record the build this folder is for; refuse a folder used for another one.
+
+        Raises:
+            WorkFolderError: the folder's ``job.json`` describes other options or inputs (names them).
+        """
+        path = self.root / "job.json"
+        wanted = json.loads(json.dumps(description, sort_keys=True))
+        if path.exists():
+            held = read_json(path)
+            if held != wanted:
+                differ = sorted(k for k in held.keys() | wanted.keys() if held.get(k) != wanted.get(k))
+                raise WorkFolderError(
+                    f"work folder {self.root} holds a build with other {', '.join(differ)}: rerun with the options "
+                    "it was made with, or use another --workdir"
+                )
+            return
+        write_json(path, wanted)
 
     def unit(self, file: int, chunk: int, kind: str) -> Path:
         """``units/FFFFF/CCCCCCC.{train,test}.arrow`` and ``.json`` (the unit's counts)."""
@@ -313,7 +347,65 @@ def assemble_batch(job: Job, folder: WorkFolder, planned: PlannedBatch) -> Batch
     return Batch(planned.index, rows["train"], rows["test"], planned.partial)
 
 
-def iter_batches(job: Job, folder: WorkFolder) -> Iterator[Batch]:
-    """Every planned batch, assembled, in order."""
-    for planned in load_plan(folder).batches:
-        yield assemble_batch(job, folder, planned)
+def staged_batches(
+    job: Job, num_proc: int, summary: Summary | None = None, times: StageTimes | None = None
+) -> Iterator[Batch]:
+    """The batches of ``job``: Encode and Plan on ``num_proc`` local processes, then each batch assembled here.
+
+    The work folder is temporary. ``summary`` and ``times`` are filled as by
+    :func:`~chesspos_positions.generation.generate_batches`.
+    """
+    with tempfile.TemporaryDirectory(prefix="chesspos-work-") as scratch:
+        folder = WorkFolder(Path(scratch))
+        run_stages(encode_and_plan(job, folder), ExecutorSettings("local", folder.root, num_proc))
+        plan = load_plan(folder)
+        if summary is not None:
+            summary.add(plan.summary)
+        if times is not None:
+            times.add(plan.times.seconds)
+        for planned in plan.batches:
+            yield assemble_batch(job, folder, planned)
+
+
+# --- The stages as datatrove steps ---------------------------------------------------
+
+
+class EncodeStep(PipelineStep):
+    """Task ``rank`` encodes work item ``rank`` of the job (see :meth:`Job.work_items`)."""
+
+    name = "encode work units"
+    type = "chesspos"
+
+    def __init__(self, job: Job, folder: WorkFolder) -> None:
+        super().__init__()
+        self.job, self.folder = job, folder
+        self.items = job.work_items()
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        with self.track_time("work item"):
+            encode_item(self.job, self.items[rank], self.folder)
+        self.stat_update("work items")
+        return data
+
+
+class PlanStep(PipelineStep):
+    """The one task that plans the batches from the units' counts."""
+
+    name = "plan batches"
+    type = "chesspos"
+
+    def __init__(self, job: Job, folder: WorkFolder) -> None:
+        super().__init__()
+        self.job, self.folder = job, folder
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        plan = make_plan(self.job, self.folder)
+        self.stat_update("batches", value=len(plan.batches))
+        self.stat_update("games read", value=plan.summary.games_read)
+        return data
+
+
+def encode_and_plan(job: Job, folder: WorkFolder) -> list[Stage]:
+    """The first two stages of every staged build."""
+    encode = EncodeStep(job, folder)
+    return [Stage("encode", encode, len(encode.items)), Stage("plan", PlanStep(job, folder), 1)]
