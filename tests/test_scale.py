@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 import zstandard
-from pgn_fixtures import legal_games, write_pgn
 
 from builder.shards import SPLITS, shard_path, write_shard
 from chesspos_positions import ChessposPositions, Summary
+from chesspos_positions.generation import generate_batches
+from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
+from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan
 from chesspos_positions.units import plan_work, read_chunks
+from pgn_fixtures import legal_games, write_pgn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STUBS = Path(__file__).resolve().parent / "slurm_stub"
@@ -91,6 +94,31 @@ def test_units_never_cut_inside_a_game_with_blank_lines_in_comments(tmp_path: Pa
         items = plan_work([str(path)], unit_bytes)
         cut = [(g.tags, g.movetext) for item in items for c in read_chunks(item, unit_bytes) for g in c.games()]
         assert cut == whole
+
+
+@pytest.mark.parametrize(("batches", "batch_size", "ratio"), [
+    (4, 400, 0.9),  # full batches, with carry-over across units and files
+    (3, 1300, 0.95),  # the input runs out: a partial last batch
+    (5, 2000, 0.5),  # one split runs out first: several partial batches
+    (2, 10**6, 0.9),  # one partial batch holding everything
+])
+def test_plan_cuts_the_batches_of_the_sequential_assembler(inputs: Path, tmp_path: Path, batches: int, batch_size: int,
+                                                           ratio: float) -> None:
+    urls = tuple(sorted(str(p) for p in inputs.iterdir()))
+    sampling = Sampling.from_mode("all")
+    reference_summary = Summary()
+    reference = list(generate_batches(list(urls), sampling, seed=5, batches=batches, batch_size=batch_size,
+                                      train_ratio=ratio, unit_bytes=UNIT_BYTES, summary=reference_summary))
+    job = Job(urls, sampling, 5, ratio, batches, batch_size, UNIT_BYTES)
+    folder = WorkFolder(tmp_path)
+    for item in reversed(job.work_items()):  # any order: tasks run in parallel
+        encode_item(job, item, folder)
+    plan = make_plan(job, folder)
+    staged = [assemble_batch(job, folder, planned) for planned in plan.batches]
+    assert [(b.index, b.partial, b.train.num_rows, b.test.num_rows) for b in staged] == \
+        [(b.index, b.partial, b.train.num_rows, b.test.num_rows) for b in reference]
+    assert all(a.train.equals(b.train) and a.test.equals(b.test) for a, b in zip(staged, reference))
+    assert plan.summary.as_dict() == reference_summary.as_dict()
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
@@ -181,3 +209,11 @@ def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tm
     # The stages queued after it were cancelled: nothing waits forever on a dependency that cannot be met.
     states = [p.read_text() for p in sorted((tmp_path / "slurm" / "jobs").iterdir())]
     assert "FAILED" in states and "PENDING" not in states and "RUNNING" not in states
+
+
+def test_ray_executor_is_byte_identical(inputs: Path, sequential, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    # "local" starts a one-machine Ray cluster for this run; on a cluster, the default "auto" joins it.
+    publish(*OPTIONS, "--executor", "ray", "--ray-address", "local", "--data-path", str(inputs),
+            "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"))
+    assert digests(tmp_path / "out") == sequential[0]
