@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
@@ -67,11 +68,18 @@ class ExecutorSettings:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: a pipeline step run as ``tasks`` tasks."""
+    """One stage: a pipeline step run as ``tasks`` tasks.
+
+    ``enough``, if given, tells whether the tasks finished so far already do
+    the stage's job; the local executor then runs the tasks in rank order, in
+    waves (``2 * num_proc`` tasks, doubling), and stops once it is true.
+    Slurm and Ray run every task.
+    """
 
     name: str
     step: PipelineStep
     tasks: int
+    enough: Callable[[], bool] | None = None
 
 
 def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
@@ -86,6 +94,9 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
         _run_slurm(stages, settings)
         return
     for stage in stages:
+        if settings.kind == "local" and stage.enough is not None:
+            _run_in_waves(stage, settings)
+            continue
         executor = _executor(stage, settings)
         try:
             executor.run()
@@ -93,6 +104,24 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
             raise _incomplete(stage, executor, settings, error) from error
         if executor.get_incomplete_ranks():
             raise _incomplete(stage, executor, settings)
+
+
+def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
+    """Run ranks ``[start, start + size)`` locally, doubling ``size``, until ``stage.enough()`` or all are done."""
+    assert stage.enough is not None
+    start, size = 0, 2 * settings.num_proc
+    while start < stage.tasks and not stage.enough():
+        size = min(size, stage.tasks - start)
+        executor = LocalPipelineExecutor(pipeline=[stage.step], tasks=stage.tasks, workers=min(settings.num_proc, size),
+                                         logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
+                                         local_rank_offset=start)
+        try:
+            executor.run()
+        except Exception as error:  # a task's own error: the stage is reported below, with its logs
+            raise _incomplete(stage, executor, settings, error) from error
+        if executor.get_incomplete_ranks(range(start, start + size)):
+            raise _incomplete(stage, executor, settings)
+        start, size = start + size, 2 * size
 
 
 def logging_dir(settings: ExecutorSettings, stage: Stage) -> Path:

@@ -31,6 +31,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -221,13 +222,12 @@ class Plan:
     times: StageTimes = field(default_factory=StageTimes)
 
 
-def unit_ids(job: Job, folder: WorkFolder) -> list[tuple[int, int]]:
+def unit_ids(job: Job, folder: WorkFolder) -> Iterator[tuple[int, int]]:
     """Every unit ``(file, chunk)`` in input order.
 
     Raises:
-        RuntimeError: if the Encode stage has not finished a file (names it).
+        RuntimeError: if the Encode stage has not finished a compressed file (names it).
     """
-    ids = []
     items = job.work_items()
     for file, url in enumerate(job.urls):
         if any(item.file == file and item.parts for item in items):
@@ -237,8 +237,25 @@ def unit_ids(job: Job, folder: WorkFolder) -> list[tuple[int, int]]:
             count = read_json(path)["chunks"]
         else:
             count = chunk_count(_size(url), job.unit_bytes)
-        ids += [(file, chunk) for chunk in range(count)]
-    return ids
+        yield from ((file, chunk) for chunk in range(count))
+
+
+def batches_full(job: Job, folder: WorkFolder) -> bool:
+    """Whether the units encoded so far, from the first on, fill every batch (so the rest are not needed)."""
+    quota = quotas(job.batch_size, job.train_ratio)
+    total = dict.fromkeys(SPLITS, 0)
+    try:
+        for file, chunk in unit_ids(job, folder):
+            path = folder.unit(file, chunk, "json")
+            if not path.exists():
+                return False
+            for piece in read_json(path)["pieces"]:
+                total = {s: total[s] + piece["rows"][s] for s in SPLITS}
+            if all(total[s] >= job.batches * quota[s] for s in SPLITS):
+                return True
+    except RuntimeError:  # a compressed file not streamed whole yet
+        return False
+    return False
 
 
 def make_plan(job: Job, folder: WorkFolder) -> Plan:
@@ -408,4 +425,4 @@ class PlanStep(PipelineStep):
 def encode_and_plan(job: Job, folder: WorkFolder) -> list[Stage]:
     """The first two stages of every staged build."""
     encode = EncodeStep(job, folder)
-    return [Stage("encode", encode, len(encode.items)), Stage("plan", PlanStep(job, folder), 1)]
+    return [Stage("encode", encode, len(encode.items), partial(batches_full, job, folder)), Stage("plan", PlanStep(job, folder), 1)]

@@ -158,11 +158,12 @@ def test_killed_build_resumes_to_the_same_shards(inputs: Path, sequential, tmp_p
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # the driver and its workers, mid-stage
     process.wait()
-    done = len(list(completions.iterdir()))
-    assert done < len(plan_work(sorted(str(p) for p in inputs.iterdir()), 700)), "the build finished before the kill"
-    result = publish(*OPTIONS, "--unit-bytes", "700", "--data-path", str(inputs), "--workdir", str(work),
-                     "--output-dir", str(tmp_path / "out"), "--num-proc", "2")
-    assert f"Skipping {done} already completed tasks" in result.stderr or done == 0
+    assert len(list(completions.iterdir())) < len(plan_work(sorted(str(p) for p in inputs.iterdir()), 700)), \
+        "the build finished before the kill"
+    finished = {p: p.stat().st_mtime_ns for p in (work / "units").rglob("*.json")}
+    publish(*OPTIONS, "--unit-bytes", "700", "--data-path", str(inputs), "--workdir", str(work),
+            "--output-dir", str(tmp_path / "out"), "--num-proc", "2")
+    assert finished and all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # not encoded again
     assert digests(tmp_path / "out") == sequential[0]
 
 
@@ -217,3 +218,19 @@ def test_ray_executor_is_byte_identical(inputs: Path, sequential, tmp_path: Path
     publish(*OPTIONS, "--executor", "ray", "--ray-address", "local", "--data-path", str(inputs),
             "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"))
     assert digests(tmp_path / "out") == sequential[0]
+
+
+def test_local_build_encodes_only_the_units_the_batches_need(inputs: Path, tmp_path: Path) -> None:
+    few = ["--sampling", "all", "--batches", "1", "--batch-size", "200", "--unit-bytes", str(UNIT_BYTES)]
+    work = tmp_path / "work"
+    result = publish(*few, "--data-path", str(inputs), "--workdir", str(work), "--output-dir", str(tmp_path / "out"))
+    encoded = list((work / "units").rglob("*.json"))
+    assert 0 < len(encoded) < len(plan_work(sorted(str(p) for p in inputs.iterdir()), UNIT_BYTES))
+    builder = ChessposPositions(cache_dir=str(tmp_path / "cache"), data_path=str(inputs), sampling="all", batches=1,
+                                batch_size=200)
+    summary = Summary()
+    for batch in builder.generate_batches(summary=summary, unit_bytes=UNIT_BYTES):
+        for split in SPLITS:
+            write_shard(getattr(batch, split), "repeat", tmp_path / "reference", shard_path(split, batch.index, 1))
+    assert digests(tmp_path / "out") == digests(tmp_path / "reference")
+    assert f"games read {summary.games_read}," in result.stdout
