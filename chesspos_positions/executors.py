@@ -97,13 +97,17 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
         if settings.kind == "local" and stage.enough is not None:
             _run_in_waves(stage, settings)
             continue
-        executor = _executor(stage, settings)
-        try:
-            executor.run()
-        except Exception as error:  # a task's own error: the stage is reported below, with its logs
-            raise _incomplete(stage, executor, settings, error) from error
-        if executor.get_incomplete_ranks():
-            raise _incomplete(stage, executor, settings)
+        _run_checked(stage, _executor(stage, settings), settings, range(stage.tasks))
+
+
+def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range) -> None:
+    """Run ``executor``; raise :class:`StagesError` unless all of ``ranks`` completed."""
+    try:
+        executor.run()
+    except Exception as error:  # a task's own error: reported with the stage, its logs and how to resume
+        raise _incomplete(stage, executor, settings, ranks, error) from error
+    if executor.get_incomplete_ranks(ranks):
+        raise _incomplete(stage, executor, settings, ranks)
 
 
 def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
@@ -115,12 +119,7 @@ def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
         executor = LocalPipelineExecutor(pipeline=[stage.step], tasks=stage.tasks, workers=min(settings.num_proc, size),
                                          logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
                                          local_rank_offset=start)
-        try:
-            executor.run()
-        except Exception as error:  # a task's own error: the stage is reported below, with its logs
-            raise _incomplete(stage, executor, settings, error) from error
-        if executor.get_incomplete_ranks(range(start, start + size)):
-            raise _incomplete(stage, executor, settings)
+        _run_checked(stage, executor, settings, range(start, start + size))
         start, size = start + size, 2 * size
 
 
@@ -157,9 +156,9 @@ def _slurm_options(options: dict[str, Any]) -> dict[str, Any]:
     return dict(options)
 
 
-def _incomplete(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings,
+def _incomplete(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range,
                 error: Exception | None = None) -> StagesError:
-    ranks = executor.get_incomplete_ranks()
+    ranks = executor.get_incomplete_ranks(ranks)
     folder = logging_dir(settings, stage)
     shown = ", ".join(map(str, ranks[:10])) + (" ..." if len(ranks) > 10 else "")
     cause = f" ({type(error).__name__}: {error})" if error is not None else ""
@@ -214,10 +213,10 @@ def _run_slurm(stages: list[Stage], settings: ExecutorSettings) -> None:
             executor = _executor(stage, settings)
             if jobs.get(stage.name) not in queued and executor.get_incomplete_ranks():
                 subprocess.run(["scancel", *queued], check=False)
-                raise _incomplete(stage, executor, settings)
+                raise _incomplete(stage, executor, settings, range(stage.tasks))
         time.sleep(pause)
         pause = min(2 * pause, settings.poll_seconds)
     for stage in stages:
         executor = _executor(stage, settings)
         if executor.get_incomplete_ranks():
-            raise _incomplete(stage, executor, settings)
+            raise _incomplete(stage, executor, settings, range(stage.tasks))

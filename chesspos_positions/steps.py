@@ -35,6 +35,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -83,8 +84,6 @@ class Job:
 
 
 def _size(url: str) -> int:
-    import fsspec
-
     fs, path = fsspec.core.url_to_fs(url)
     return int(fs.size(path))
 
