@@ -104,7 +104,7 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
         summary.skipped[game.skip] += 1
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
             raw = game.raw
-            logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
+            logger.info("skipping game %d of %s (line %d): %s", raw.index + 1, raw.source, raw.line, game.error)
     result = UnitResult(_stack(positions[True]), _stack(positions[False]), summary)
     times.add({"sample and split": time.perf_counter() - sampling_started})
     result.seconds = dict(times.seconds)

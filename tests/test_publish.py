@@ -117,7 +117,7 @@ def test_dry_run_needs_no_token_and_loads_the_same(hub: Hub, games: Path, tmp_pa
     result = publish(hub, "--dry-run", "--output-dir", str(out), *common_args(games), token=None)
     assert "bytes/sample" in result.stdout
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "README.md", *[f"{s}/batch_00{i}.parquet" for s in ("test", "train") for i in (1, 2, 3)],
+        ".chesspos-positions", "README.md", *[f"{s}/batch_00{i}.parquet" for s in ("test", "train") for i in (1, 2, 3)],
     ]
     assert_matches_builder(*load(hub, str(out), tmp_path), expected_rows(games, BATCHES))
 
@@ -190,22 +190,31 @@ def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path
 
 
 @pytest.mark.parametrize("token, message", [(None, "not logged in"), ("hf_wrong", "rejected")])
-def test_bad_or_missing_token_fails_first_and_commits_nothing(hub: Hub, games: Path, token: str | None, message: str) -> None:
-    repo = f"user/no-token-{bool(token)}"
-    result = publish(hub, "--repo", repo, *common_args(games), token=token, check=False)
-    assert result.returncode != 0
+def test_bad_or_missing_token_fails_first_and_commits_nothing(
+    hub: Hub, games: Path, tmp_path: Path, token: str | None, message: str
+) -> None:
+    repo, out = f"user/no-token-{bool(token)}", tmp_path / "out"
+    seen = len(hub.server.request_log)
+    result = publish(hub, "--repo", repo, "--output-dir", str(out), *common_args(games), token=token, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr and "hf auth login" in result.stderr
-    assert "Generating" not in result.stderr  # nothing was generated
+    assert not out.exists()  # nothing was generated: not even the output folder
     with pytest.raises(KeyError):
-        hub.server.commits(repo)
+        hub.server.commits(repo)  # no repo was created
+    # The token check was the only conversation with the Hub; nothing was written to it.
+    assert all(r.method == "GET" for r in hub.server.request_log[seen:]), hub.server.request_log[seen:]
 
 
 def test_transient_failures_are_retried(hub: Hub, games: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = "user/flaky"
-    hub.server.fail_next(2, status=503, path_contains="/commit/")
+    hub.server.fail_next(2, status=503, path_contains=f"/{repo}/commit/")
     monkeypatch.setattr(hub_client.time, "sleep", lambda _: None)
     assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN]) == 0
-    assert [c.title for c in hub.server.commits(repo)][0] == "Update dataset card for v1"
+    commits = [(r.status, r.path) for r in hub.server.request_log if r.method == "POST" and f"/{repo}/commit/" in r.path]
+    # Both injected 503s happened, each was followed by a retry, and each commit then landed once.
+    assert [status for status, _ in commits] == [503, 503, 200, 200], commits
+    assert [c.title for c in hub.server.commits(repo)][:2] == ["Update dataset card for v1", "Add batch 001 (285 train, 15 test rows)"]
+    assert len(hub.server.commits(repo)) == 3  # the repo's initial commit, the batch, the card
 
 
 def test_concurrent_writer_is_detected(hub: Hub, tmp_path: Path) -> None:
