@@ -12,7 +12,6 @@ conflict. Every other error stops the run with the server's message.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -25,6 +24,8 @@ from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
+
+from .shards import file_sha256
 
 try:  # the HTTP client huggingface_hub is built on
     from httpx2 import TransportError
@@ -71,13 +72,15 @@ def _backoff(attempt: int) -> float:
     return min(BASE_DELAY * 2 ** (attempt - 1), MAX_DELAY)
 
 
-def with_retries(call: Callable[[], T], what: str) -> T:
-    """Run an idempotent HfApi call, retrying transient failures with exponential backoff.
+def with_retries(call: Callable[[], T], what: str, recheck: Callable[[], T | None] | None = None) -> T:
+    """Run an HfApi call, retrying transient failures with exponential backoff.
 
     Only for the calls huggingface_hub sends without retrying (whoami, repo
-    info, refs, create_repo with exist_ok): its paginated listings and LFS
-    transfers already go through ``http_backoff``. Never for a commit: see
-    :func:`commit`.
+    info, refs, create_repo, tags, commits): its paginated listings and LFS
+    transfers already go through ``http_backoff``. A call that is not
+    idempotent needs ``recheck``: run before each retry, it returns the
+    result if the failed attempt did take effect (its answer was lost),
+    None to send the call again, or raises.
 
     Raises:
         HubUnreachable: if the Hub cannot be reached after the last retry.
@@ -94,6 +97,8 @@ def with_retries(call: Callable[[], T], what: str) -> T:
                 raise
             logger.warning("%s failed (%s); retry %d/%d in %.0f s", what, _reason(error), attempt, ATTEMPTS - 1, _backoff(attempt))
         time.sleep(_backoff(attempt))
+        if recheck is not None and (done := recheck()) is not None:
+            return done
     raise AssertionError("unreachable")
 
 
@@ -194,25 +199,26 @@ def commit(api: HfApi, repo_id: str, files: list[tuple[str, Path]], message: str
             the repo, and nothing of this commit was applied.
     """
     operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(local)) for path, local in files]
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return api.create_commit(
-                repo_id, operations, commit_message=message, repo_type="dataset", parent_commit=parent
-            ).oid
-        except (HfHubHTTPError, TransportError) as error:
-            if isinstance(error, HfHubHTTPError) and status_of(error) in (409, 412):
-                raise _changed(repo_id, parent) from error
-            if not _transient(error) or attempt == ATTEMPTS:
-                raise
-            logger.warning("commit %r failed (%s); retry %d/%d in %.0f s", message, _reason(error), attempt, ATTEMPTS - 1, _backoff(attempt))
-        time.sleep(_backoff(attempt))
+
+    def landed() -> str | None:
         head = head_commit(api, repo_id)
-        if head != parent:
-            if _holds(api, repo_id, head, files):
-                logger.info("commit %r had landed; its answer was lost", message)
-                return head
-            raise _changed(repo_id, parent)
-    raise AssertionError("unreachable")
+        if head == parent:
+            return None
+        if _holds(api, repo_id, head, files):
+            logger.info("commit %r had landed; its answer was lost", message)
+            return head
+        raise _changed(repo_id, parent)
+
+    try:
+        return with_retries(
+            lambda: api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset", parent_commit=parent).oid,
+            f"commit {message!r}",
+            recheck=landed,
+        )
+    except HfHubHTTPError as error:
+        if status_of(error) in (409, 412):
+            raise _changed(repo_id, parent) from error
+        raise
 
 
 def _changed(repo_id: str, parent: str | None) -> RepoChangedError:
@@ -224,14 +230,14 @@ def _changed(repo_id: str, parent: str | None) -> RepoChangedError:
 
 def _holds(api: HfApi, repo_id: str, revision: str, files: list[tuple[str, Path]]) -> bool:
     """Whether ``revision`` holds each of ``files`` with the same content (LFS sha256 or git blob id)."""
-    remote = {
-        entry.path: (entry.lfs.sha256 if entry.lfs else entry.blob_id)
-        for entry in api.get_paths_info(repo_id, [path for path, _ in files], revision=revision, repo_type="dataset")
-        if isinstance(entry, RepoFile)
-    }
+    entries = api.get_paths_info(repo_id, [path for path, _ in files], revision=revision, repo_type="dataset")
+    remote = {entry.path: entry for entry in entries if isinstance(entry, RepoFile)}
     for path, local in files:
-        data = local.read_bytes()
-        if remote.get(path) not in (hashlib.sha256(data).hexdigest(), git_hash(data)):
+        entry = remote.get(path)
+        if entry is None:
+            return False
+        same = entry.lfs.sha256 == file_sha256(local) if entry.lfs else entry.blob_id == git_hash(local.read_bytes())
+        if not same:
             return False
     return True
 
