@@ -143,6 +143,18 @@ def test_http_input_works(hub: Hub, games: Path, web: tuple[str, Path], tmp_path
         assert f"{base}/{name}" in (out / "README.md").read_text()
 
 
+def test_hf_input_works(hub: Hub, games: Path, tmp_path: Path) -> None:
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_repo("user/raw-games", repo_type="dataset")
+    api.upload_file(path_or_fileobj=COMPRESSORS[".pgn.zst"](games.read_bytes()), path_in_repo="2021/games.pgn.zst",
+                    repo_id="user/raw-games", repo_type="dataset")
+    out, local = tmp_path / "out", tmp_path / "local"
+    publish(hub, "--dry-run", "--output-dir", str(out), *common_args("hf://datasets/user/raw-games", batches=1))
+    publish(hub, "--dry-run", "--output-dir", str(local), *common_args(games, batches=1))
+    assert (out / "train" / "batch_001.parquet").read_bytes() == (local / "train" / "batch_001.parquet").read_bytes()
+    assert "hf://datasets/user/raw-games/2021/games.pgn.zst" in (out / "README.md").read_text()
+
+
 def test_unreachable_https_input_is_one_line(hub: Hub, tmp_path: Path) -> None:
     url = f"https://127.0.0.1:{closed_port()}/games.pgn.zst"
     result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(url, batches=1), check=False)
