@@ -41,7 +41,7 @@ def check_folder(root: Path, overwrite: bool) -> None:
     if root.exists() and not root.is_dir():
         raise OutputFolderError(f"output folder {str(root)!r} is a file, not a folder: choose another --output-dir")
     if root.is_dir() and not (root / MARKER).is_file() and not overwrite:
-        others = sorted(p.name for p in root.iterdir())
+        others = sorted((p.name for p in root.iterdir()), key=lambda name: (name.startswith("."), name))
         if others:
             shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
             raise OutputFolderError(

@@ -9,11 +9,13 @@ stream cut short (an interrupted download) is an error, not a shorter file.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import posixpath
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +47,8 @@ if sys.version_info >= (3, 14):  # what fsspec reads .zst files with, so what it
 else:
     from backports.zstd import ZstdError
 
+#: What decompressors raise on a cut or damaged stream (bz2 raises a plain OSError).
+_CORRUPT: tuple[type[Exception], ...] = (EOFError, ZstdError, zlib.error, gzip.BadGzipFile)
 #: What reaching a remote input can raise besides OSError: aiohttp (https://)
 #: and httpx (hf://) errors that are not OSError subclasses.
 _NETWORK_ERRORS: tuple[type[Exception], ...] = (_HubHTTPError, aiohttp.ClientError)
@@ -63,8 +67,7 @@ def _failure(path: str, error: BaseException) -> OSError:
     detail = str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, FileNotFoundError):
         return FileNotFoundError(f"input {path!r} does not exist ({detail})")
-    if isinstance(error, EOFError | ZstdError):
-        # Decompressors raise these on a cut or damaged stream (gzip/bz2 also raise OSError).
+    if isinstance(error, _CORRUPT):
         return InputError(f"input file {path!r} is truncated or corrupt: {detail}")
     if "://" in path and not path.startswith("file://"):
         return InputUnreachable(f"cannot reach input {path!r}: {type(error).__name__}: {detail}")
@@ -139,7 +142,7 @@ def iter_blocks(url: str) -> Iterator[bytes]:
         with fsspec.open(url, "rb", compression="infer") as handle:
             while block := handle.read(_READ_BLOCK):
                 yield block
-    except (OSError, EOFError, ZstdError, *_NETWORK_ERRORS) as error:
+    except (OSError, *_CORRUPT, *_NETWORK_ERRORS) as error:
         raise _failure(url, error) from error
 
 

@@ -12,6 +12,7 @@ import bz2
 import functools
 import gzip
 import http.server
+import os
 import random
 import shutil
 import signal
@@ -101,9 +102,17 @@ def test_truncated_compressed_input_fails_and_writes_nothing(hub: Hub, games: Pa
         hub.server.commits(repo)
 
 
-def test_corrupt_compressed_input_fails(hub: Hub, tmp_path: Path) -> None:
-    corrupt = tmp_path / "corrupt.pgn.zst"
-    corrupt.write_bytes(b"[Event \"not zstd at all\"]\n")
+@pytest.mark.parametrize("suffix", COMPRESSORS)
+@pytest.mark.parametrize("where", ["header", "middle"])
+def test_corrupt_compressed_input_fails(hub: Hub, games: Path, tmp_path: Path, suffix: str, where: str) -> None:
+    corrupt = tmp_path / f"corrupt{suffix}"
+    if where == "header":
+        corrupt.write_bytes(b"[Event \"not compressed at all\"]\n")
+    else:  # damaged bytes inside the stream (zstd only detects that with a checksum)
+        data = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(games.read_bytes()) if suffix == ".pgn.zst"
+                         else COMPRESSORS[suffix](games.read_bytes()))
+        data[100:400] = bytes(b ^ 0x55 for b in data[100:400])
+        corrupt.write_bytes(data)
     result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(corrupt, batches=1), check=False)
     assert_one_error_line(result, 2, str(corrupt))
     assert not (tmp_path / "out").exists()
@@ -207,22 +216,32 @@ def many_games(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_pgn(tmp_path_factory.mktemp("many") / "many.pgn", legal_games(seed=5, n=300))
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
-def test_interrupted_dry_run_leaves_nothing_loadable(hub: Hub, many_games: Path, tmp_path: Path, sig: int, code: int, word: str) -> None:
+@pytest.mark.parametrize("sig, code, word, num_proc", [
+    (signal.SIGINT, 130, "interrupted", 1),
+    (signal.SIGTERM, 143, "terminated", 1),
+    (signal.SIGINT, 130, "interrupted", 2),  # Ctrl-C reaches the worker processes too
+])
+def test_interrupted_dry_run_leaves_nothing_loadable(
+    hub: Hub, many_games: Path, tmp_path: Path, sig: int, code: int, word: str, num_proc: int
+) -> None:
     out = tmp_path / "out"
     process = subprocess.Popen(
         [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(out), "--data-path", str(many_games),
-         "--batches", "400", "--batch-size", "40", "--sampling", "all"],
+         "--batches", "400", "--batch-size", "40", "--sampling", "all", "--num-proc", str(num_proc)],
         cwd=REPO_ROOT, env=hub.env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C signals
     )
     deadline = time.monotonic() + 120
     while not list(out.glob("train/.batch_*")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    # Freeze it while the signal is queued, so it cannot finish first.
-    process.send_signal(signal.SIGSTOP)
+    # Freeze the group while the signal is queued, so it cannot finish first.
+    os.killpg(process.pid, signal.SIGSTOP)
     assert list(out.glob("train/.batch_*")), "no shard was being written"
-    process.send_signal(sig)
-    process.send_signal(signal.SIGCONT)
+    if num_proc == 1:
+        process.send_signal(sig)
+    else:
+        os.killpg(process.pid, sig)
+    os.killpg(process.pid, signal.SIGCONT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr[-3000:]
     assert "Traceback" not in stderr
