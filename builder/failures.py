@@ -24,7 +24,7 @@ from .interrupts import Terminated
 from .options import OptionsError
 from .output import OutputFolderError
 
-OK, RUNTIME_FAILURE, USAGE_ERROR = 0, 1, 2
+RUNTIME_FAILURE, USAGE_ERROR = 1, 2
 INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 #: For ``--help`` and the README.
@@ -35,7 +35,6 @@ EXIT_CODES_HELP = (
 
 #: Skip reasons that are sampling filters, not defects of the games.
 _FILTERS = ("elo_filtered", "time_control_filtered")
-
 
 #: What ends a run with one line instead of a traceback.
 _EXPECTED = (KeyboardInterrupt, Terminated, OSError, OptionsError, PublishError, TransportError)
@@ -56,10 +55,9 @@ def exit_code(error: BaseException) -> int:
 
 def message(error: BaseException) -> str:
     """The one line printed for an error that ended the run."""
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted (Ctrl-C): stopped; nothing incomplete was given its final name"
-    if isinstance(error, Terminated):
-        return "terminated (SIGTERM): stopped; nothing incomplete was given its final name"
+    if isinstance(error, KeyboardInterrupt | Terminated):
+        what = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else "terminated (SIGTERM)"
+        return f"{what}: no unfinished file was given its final name; a partly pushed release finishes with --resume"
     text = " ".join(str(error).split()) or type(error).__name__  # one line, whatever the library printed
     if isinstance(error, HfHubHTTPError):
         return f"error: the Hub refused a request: {text}"
@@ -100,5 +98,6 @@ def no_positions_message(inputs: list[str], summary: Summary, sampling: str) -> 
         f"{summary.games_kept} kept; skipped: {', '.join(skipped) or 'none'}"
     )
     if sampling != "all" and (any(summary.skipped[f] for f in _FILTERS) or summary.games_kept):
-        text += ". The sampling filters dropped them: try --sampling all to keep every position of every standard game"
+        text += (f". Sampling {sampling!r} filters by Elo, time control and ply: "
+                 "try --sampling all to keep every position of every standard game")
     return text
