@@ -256,6 +256,31 @@ def test_interrupted_dry_run_leaves_nothing_loadable(
     assert not [p for p in out.rglob(".batch_*")]
 
 
+def test_interrupted_publish_is_one_line_and_resumes(hub: Hub, games: Path) -> None:
+    repo = "user/ctrl-c"
+    release = hub.server.hold_commits(after=1)  # batch 1 lands; the next commit waits
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder.publish", "--repo", repo, *common_args(games)],
+        cwd=REPO_ROOT, env=hub.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        held_before = hub.server.held_requests
+        deadline = time.monotonic() + 120
+        while hub.server.held_requests == held_before and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        release.set()
+        hub.server.hold_commits(after=10**9)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("interrupted") and "--resume" in stderr
+    publish(hub, "--repo", repo, *common_args(games), "--resume")
+    titles = [c.title for c in hub.server.commits(repo)]
+    assert sum(t.startswith("Add batch 001") for t in titles) == 1 and titles[0] == "Update dataset card for v1"
+
+
 # --------------------------------------------------------------------------- 5. failures explain themselves
 def test_no_positions_explains_and_suggests_sampling_all(hub: Hub, tmp_path: Path) -> None:
     rng = random.Random(3)
