@@ -32,7 +32,7 @@ from builder import hub as hub_client
 from builder.output import MARKER
 from conftest import TOKEN, Hub
 from pgn_fixtures import bad_input_text, legal_games, random_game, write_pgn
-from test_publish import REPO_ROOT, common_args, publish
+from test_publish import REPO_ROOT, common_args, publish, publish_held_after_one_batch
 
 SHARED_DUMP = REPO_ROOT.parent / "shared" / "data" / "lichess" / "lichess_dump_2021-10_999.pgn.zst"
 
@@ -258,22 +258,9 @@ def test_interrupted_dry_run_leaves_nothing_loadable(
 
 def test_interrupted_publish_is_one_line_and_resumes(hub: Hub, games: Path) -> None:
     repo = "user/ctrl-c"
-    release = hub.server.hold_commits(after=1)  # batch 1 lands; the next commit waits
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder.publish", "--repo", repo, *common_args(games)],
-        cwd=REPO_ROOT, env=hub.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        held_before = hub.server.held_requests
-        deadline = time.monotonic() + 120
-        while hub.server.held_requests == held_before and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+    with publish_held_after_one_batch(hub, repo, games) as process:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
-    finally:
-        release.set()
-        hub.server.hold_commits(after=10**9)
     assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1].startswith("interrupted") and "--resume" in stderr
     publish(hub, "--repo", repo, *common_args(games), "--resume")

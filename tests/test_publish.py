@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -144,15 +146,15 @@ def test_append_a_version_keeps_earlier_tags(hub: Hub, games: Path, tmp_path: Pa
     assert "| `v1` | 3 |" in card.text and "| `v2` | 4 |" in card.text
 
 
-def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path: Path) -> None:
-    reference, killed = "user/uninterrupted", "user/killed"
-    publish(hub, "--repo", reference, *common_args(games))
+@contextmanager
+def publish_held_after_one_batch(hub: Hub, repo: str, games: Path) -> Iterator[subprocess.Popen[str]]:
+    """A publish process of ``repo`` whose first batch committed and whose next commit is held by the server.
 
-    # Let the first batch commit through, then hold the next: the process is
-    # killed while it waits, after exactly one batch landed.
+    The process is waiting for that commit when this yields; at exit the held commit fails with 503.
+    """
     release = hub.server.hold_commits(after=1)
     process = subprocess.Popen(
-        [sys.executable, "-m", "builder.publish", "--repo", killed, *common_args(games)],
+        [sys.executable, "-m", "builder.publish", "--repo", repo, *common_args(games)],
         cwd=REPO_ROOT, env=hub.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -161,11 +163,20 @@ def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path
         while hub.server.held_requests == held_before and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        yield process
     finally:
         release.set()
         hub.server.hold_commits(after=10**9)
+
+
+def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path: Path) -> None:
+    reference, killed = "user/uninterrupted", "user/killed"
+    publish(hub, "--repo", reference, *common_args(games))
+
+    # The process is killed while it waits, after exactly one batch landed.
+    with publish_held_after_one_batch(hub, killed, games) as process:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
     assert [c.title for c in hub.server.commits(killed)][0].startswith("Add batch 001")
 
     refused = publish(hub, "--repo", killed, *common_args(games), check=False)
