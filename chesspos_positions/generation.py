@@ -30,8 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import rows as rows_
-from .encoding import SEQUENCE_LENGTH
-from .games import Summary, replay_tokens, sample_plies, start_game
+from .games import Summary, game_id, replay_tokens, sample_plies, start_game, starting_board
 from .sampling import Sampling
 from .sources import RawGame, iter_raw_games
 from .timing import StageTimes
@@ -80,8 +79,10 @@ def is_train_game(digest: bytes, train_ratio: float) -> bool:
     return int.from_bytes(digest[8:16], "little") / 2**64 < train_ratio
 
 
-def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float) -> UnitResult:
-    """Parse, sample, encode and split the games of one unit (pure)."""
+def encode_unit(
+    unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float, kind: rows_.RowKind = "position"
+) -> UnitResult:
+    """Parse, sample, encode and split the games of one unit (pure); ``kind`` says what rows hold."""
     times = StageTimes()
     with times.time("parse tags"):
         started = [start_game(raw, sampling, seed) for raw in unit.games]
@@ -91,7 +92,7 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
         replays = iter(replay_tokens([game for game, _ in started if game.skip is None]))
     sampling_started = time.perf_counter()
     summary = Summary()
-    positions: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    splits = {True: rows_.RowCollector(kind), False: rows_.RowCollector(kind)}
     for game, rng in started:
         summary.games_read += 1
         if game.skip is None:
@@ -100,21 +101,17 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
             if game.skip is None:
                 summary.games_kept += 1
                 summary.positions += len(chosen)
-                # (With every ply kept, the tokens need no copy: _stack copies them.)
-                positions[is_train_game(game.digest, train_ratio)].append(tokens if rng is None else tokens[chosen])
+                start = starting_board(game.headers) if "FEN" in game.headers else None
+                splits[is_train_game(game.digest, train_ratio)].add(game.headers, game_id(game), start, tokens, chosen)
                 continue
         summary.skipped[game.skip] += 1
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
             raw = game.raw
             logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
-    result = UnitResult(rows_.from_tokens(_stack(positions[True])), rows_.from_tokens(_stack(positions[False])), summary)
+    result = UnitResult(splits[True].table(), splits[False].table(), summary)
     times.add({"sample and split": time.perf_counter() - sampling_started})
     result.seconds = dict(times.seconds)
     return result
-
-
-def _stack(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), dtype=np.int8)
 
 
 def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
@@ -129,7 +126,12 @@ def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
 
 
 def map_units(
-    units: Iterable[WorkUnit], sampling: Sampling, seed: int, train_ratio: float, num_proc: int = 1
+    units: Iterable[WorkUnit],
+    sampling: Sampling,
+    seed: int,
+    train_ratio: float,
+    num_proc: int = 1,
+    kind: rows_.RowKind = "position",
 ) -> Iterator[UnitResult]:
     """Run :func:`encode_unit` over ``units``, results in unit order.
 
@@ -137,7 +139,7 @@ def map_units(
     in flight per process so that memory stays flat however long the input.
     Closing the iterator early cancels the work not yet needed.
     """
-    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio)
+    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio, kind=kind)
     if num_proc <= 1:
         yield from map(work, units)
         return
@@ -249,17 +251,19 @@ def generate_batches(
     batch_size: int,
     train_ratio: float,
     num_proc: int = 1,
+    kind: rows_.RowKind = "position",
     summary: Summary | None = None,
     times: StageTimes | None = None,
 ) -> Iterator[Batch]:
     """The whole pipeline: files -> work units -> encoded unit results -> batches.
 
-    ``summary``, if given, receives the counts of the games actually consumed;
+    ``kind`` says what the rows hold (see :mod:`.rows`); the positions and
+    their order do not depend on it. ``summary``, if given, receives the counts of the games actually consumed;
     ``times``, the seconds spent per stage.
     """
     times = times if times is not None else StageTimes()
     assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary(), times)
-    results = map_units(_timed(iter_work_units(urls), times), sampling, seed, train_ratio, num_proc)
+    results = map_units(_timed(iter_work_units(urls), times), sampling, seed, train_ratio, num_proc, kind)
     try:
         yield from assembler.assemble(results)
     finally:
