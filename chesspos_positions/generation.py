@@ -210,7 +210,7 @@ class BatchAssembler:
             rows = {split: self._take(split, quota) for split, quota in self.quotas.items()}
             for split_id, split in enumerate(("train", "test")):
                 rng = np.random.default_rng([self.seed, index, split_id])
-                rows[split] = rows[split].take(rng.permutation(rows[split].num_rows))
+                rows[split] = rows_.take(rows[split], rng.permutation(rows[split].num_rows))
             return Batch(index, rows["train"], rows["test"], partial)
 
     def assemble(self, results: Iterable[UnitResult]) -> Iterator[Batch]:

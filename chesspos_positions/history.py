@@ -77,7 +77,7 @@ def history_windows(games: Games, rows: np.ndarray) -> np.ndarray:
     """
     earlier = np.asarray(rows)[:, None] - np.arange(WINDOW_LENGTH)
     before_start = earlier < games.starts[rows][:, None]
-    windows = games.positions[np.where(before_start, 0, earlier)]
+    windows = np.take(games.positions, np.where(before_start, 0, earlier), axis=0)
     windows[before_start] = MASK
     return windows
 
@@ -164,10 +164,9 @@ def game_clocks(games: Games) -> Clocks:
 
 
 # Piece placement is built as bytes for all positions at once: one character
-# per square, rank 8 first, "/" between ranks; then runs of empty squares
-# ("1" each) become their count.
-_SQUARE_CHARS: Final = np.full(256, ord("?"), dtype=np.uint8)
-_SQUARE_CHARS[EMPTY] = ord("1")
+# per square, rank 8 first, "/" between ranks, an empty run written as its
+# length on its first square and NUL (deleted afterwards) on the others.
+_SQUARE_CHARS: Final = np.zeros(256, dtype=np.uint8)
 for _token, _piece in TOKEN_PIECES.items():
     _SQUARE_CHARS[_token] = ord(_piece.symbol())
 _FEN_ORDER: Final = np.array([rank * 8 + file for rank in range(7, -1, -1) for file in range(8)])
@@ -190,14 +189,18 @@ def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullm
     n = len(tokens)
     if n == 0:
         return []
-    squares = _SQUARE_CHARS[tokens[:, _FEN_ORDER].astype(np.uint8)].reshape(n, 8, 8)
+    squares = tokens[:, _FEN_ORDER].reshape(n, 8, 8)
+    empty = squares == EMPTY
+    # The length of the empty run starting at each square of a rank.
+    runs = np.zeros((n, 8, 9), dtype=np.uint8)
+    for file in range(7, -1, -1):
+        runs[:, :, file] = (runs[:, :, file + 1] + 1) * empty[:, :, file]
+    starts = empty.copy()
+    starts[:, :, 1:] &= ~empty[:, :, :-1]
     text = np.full((n, 8, 9), ord("/"), dtype=np.uint8)
-    text[:, :, :8] = squares
+    text[:, :, :8] = np.where(empty, np.where(starts, runs[:, :, :8] + ord("0"), 0), _SQUARE_CHARS[squares.view(np.uint8)])
     text[:, 7, 8] = ord("\n")
-    placement = text.tobytes().decode("ascii")
-    for run in range(8, 1, -1):
-        placement = placement.replace("1" * run, str(run))
-    boards = placement.split("\n")[:n]
+    boards = text.tobytes().translate(None, b"\0").decode("ascii").split("\n")[:n]
     sides = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, "w", "b")
     held = (tokens[:, CASTLING_INDICES[0] :] == CASTLING_HELD) @ (1 << np.arange(4))
     castling = _CASTLING_FIELDS[held].tolist()

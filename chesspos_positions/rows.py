@@ -57,6 +57,8 @@ HISTORY_SCHEMA: Final = pa.schema(
 )
 SCHEMAS: Final[dict[str, pa.Schema]] = {"position": POSITION_SCHEMA, "history": HISTORY_SCHEMA}
 
+#: The metadata columns that are the same for all positions of a game.
+_GAME_FIELDS: Final = ("game_id", "white_elo", "black_elo", "result", "time_control", "eco")
 _RESULTS: Final = frozenset({"1-0", "0-1", "1/2-1/2", "*"})
 _STANDARD_BOARD: Final = chess.Board()
 _STANDARD_START: Final = board_to_token_sequence(_STANDARD_BOARD)
@@ -84,6 +86,19 @@ def tokens_of(rows: pa.Table) -> np.ndarray:
     return fixed_lists_to_numpy(rows.column(TOKENS), (SEQUENCE_LENGTH,))
 
 
+def take(rows: pa.Table, indices: np.ndarray) -> pa.Table:
+    """The rows at ``indices``, in that order."""
+    columns = []
+    for column in rows.columns:
+        if pa.types.is_fixed_size_list(column.type) and column.type.value_type == pa.int8():
+            # numpy gathers whole rows; Arrow gathers a fixed-size list value by value.
+            values = np.take(fixed_lists_to_numpy(column, (column.type.list_size,)), indices, axis=0)
+            columns.append(tokens_column(values))
+        else:
+            columns.append(column.take(indices))
+    return pa.Table.from_arrays(columns, schema=rows.schema)
+
+
 def concat(parts: Sequence[pa.Table], schema: pa.Schema) -> pa.Table:
     """The rows of ``parts`` in order (an empty table of ``schema`` for none)."""
     return pa.concat_tables(parts) if parts else schema.empty_table()
@@ -104,7 +119,9 @@ class RowCollector:
         self._games: list[tuple[chess.Board, np.ndarray]] = []
         self._rows: list[np.ndarray] = []
         self._positions = 0
-        self._metadata: dict[str, list[object]] = {name: [] for name in METADATA_SCHEMA.names if name != "fen"}
+        # Per game (not per position): repeated over its rows in table().
+        self._metadata: dict[str, list[object]] = {name: [] for name in _GAME_FIELDS}
+        self._counts: list[int] = []
 
     def add(self, headers: dict[str, str], game_id: str, start: chess.Board | None, tokens: np.ndarray, chosen: np.ndarray) -> None:
         """Add a game's sampled positions.
@@ -122,10 +139,9 @@ class RowCollector:
             return
         first = _STANDARD_START if start is None else board_to_token_sequence(start)
         self._games.append((start if start is not None else _STANDARD_BOARD, np.concatenate([first[None], tokens])))
-        plies = chosen + 1  # ply 0 is the game's first position
-        self._rows.append(self._positions + plies)
+        self._rows.append(self._positions + chosen + 1)  # ply 0 is the game's first position
         self._positions += len(tokens) + 1
-        n = len(plies)
+        self._counts.append(len(chosen))
         result = headers.get("Result", "*").strip()
         for name, value in (
             ("game_id", game_id),
@@ -135,8 +151,7 @@ class RowCollector:
             ("time_control", headers.get("TimeControl")),
             ("eco", headers.get("ECO") or None),
         ):
-            self._metadata[name].extend([value] * n)
-        self._metadata["ply"].extend(plies.tolist())
+            self._metadata[name].append(value)
 
     def table(self) -> pa.Table:
         """The rows added so far, in order."""
@@ -146,11 +161,13 @@ class RowCollector:
         games = Games.concat(self._games)
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int64)
         clocks = game_clocks(games)
+        of_game = np.repeat(np.arange(len(self._counts)), self._counts)
         columns = {
             TOKENS: tokens_column(tokens),
             HISTORY: tokens_column(history_windows(games, rows)),
             HISTORY_EN_PASSANT: tokens_column(history_rows(games, clocks.en_passant, rows, -1)),
-            **self._metadata,
+            **{name: pa.array(values, METADATA_SCHEMA.field(name).type).take(of_game) for name, values in self._metadata.items()},
+            "ply": pa.array(rows - games.starts[rows], pa.int16()),
             "fen": fens(tokens, clocks.en_passant[rows], clocks.halfmove[rows], clocks.fullmove[rows]),
         }
         return pa.table(columns, schema=HISTORY_SCHEMA)
