@@ -7,10 +7,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chesspos_positions.examples import columns_to_table, make_columns
+from chesspos_positions.configs import Config, examples_table
 
 SPLITS = ("train", "test")
 
@@ -24,10 +24,13 @@ ROW_GROUP_SIZE = 10_000
 _WINDOW_LEAF = "window.list.element.list.element"
 
 
-def shard_path(split: str, index: int, batches: int) -> str:
-    """``{split}/batch_{index}.parquet``, 3 digits, more only past 999 batches."""
+def shard_path(config: Config, split: str, index: int, batches: int) -> str:
+    """``{folder}{split}/batch_{index}.parquet``, 3 digits, more only past 999 batches.
+
+    The folder is the config's (:attr:`Config.folder`): none for ``default``.
+    """
     width = max(3, len(str(batches)))
-    return f"{split}/batch_{index:0{width}d}.parquet"
+    return f"{config.folder}{split}/batch_{index:0{width}d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -41,32 +44,49 @@ class Shard:
     size: int  # file size
     sha256: str
 
+    @property
+    def split(self) -> str:
+        """``train`` or ``test``: the folder the shard sits in."""
+        return Path(self.path_in_repo).parent.name
 
-def write_shard(tokens: np.ndarray, window_mode: str, root: Path, path_in_repo: str) -> Shard:
-    """Write the rows for ``tokens`` (``(n, 69)`` int8) as one Parquet shard.
 
-    The schema is ``FEATURES.arrow_schema``, with its ``huggingface``
+def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -> Shard:
+    """Write the examples of ``rows`` (see :mod:`chesspos_positions.rows`) as one Parquet shard.
+
+    The schema is the config's features' Arrow schema, with its ``huggingface``
     metadata, so ``load_dataset`` restores the exact features. The file
     is deterministic: the same rows give the same bytes.
     """
-    table = columns_to_table(make_columns(tokens, window_mode))
+    table = examples_table(rows, config)
     local_path = root / path_in_repo
     local_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pq.write_table(
-            table,
+        with pq.ParquetWriter(
             local_path,
-            row_group_size=ROW_GROUP_SIZE,
+            table.schema,
             compression="zstd",
-            use_dictionary=["scalars.list.element"],
+            use_dictionary=_dictionary_columns(table),
             use_byte_stream_split=[_WINDOW_LEAF],
             write_page_index=True,
             use_content_defined_chunking=True,
-        )
+        ) as writer:
+            # An empty split of a partial batch gets no row group at all:
+            # datasets cannot stream a row group of zero rows.
+            if table.num_rows:
+                writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
     except OSError as error:
         local_path.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
     return Shard(path_in_repo, local_path, table.num_rows, table.nbytes, local_path.stat().st_size, file_sha256(local_path))
+
+
+def _dictionary_columns(table: pa.Table) -> list[str]:
+    """The Parquet leaves worth a dictionary: all but the window and the FEN, which rarely repeat."""
+    def leaf(name: str) -> str:
+        kind = table.schema.field(name).type
+        return f"{name}.list.element" if pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) else name
+
+    return [leaf(name) for name in table.column_names if name not in ("window", "fen")]
 
 
 def file_sha256(path: Path) -> str:
