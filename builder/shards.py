@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,13 +16,25 @@ from chesspos_positions.examples import columns_to_table, make_columns
 SPLITS = ("train", "test")
 
 #: Rows per row group: about 7 MB uncompressed, so the dataset viewer and
-#: streaming readers reach the first rows without reading a whole shard.
+#: streaming readers reach the first rows without reading a whole shard, and
+#: ``iter_batches`` can hand 3 shards to 8 workers.
 ROW_GROUP_SIZE = 10_000
 
-#: The int8 token leaf of ``window``. Byte-stream-split groups the bytes of
-#: its values, which zstd then compresses far better (about 28 instead of 49
-#: bytes per sample); dictionaries only add size for 18 distinct tokens.
-_WINDOW_LEAF = "window.list.element.list.element"
+#: How every shard is written; chosen by ``benchmarks/bench_shards.py`` (the
+#: trade-off table is in ``benchmarks/README.md``). PLAIN values under zstd,
+#: so that every current reader opens the shards: byte-stream-split on the
+#: int8 (physical INT32) ``window`` leaf is refused by DuckDB 1.0-1.5 and
+#: pyarrow 14-15. Dictionaries only add size for 18 distinct tokens.
+#: Content-defined chunking is off: shards are immutable and shuffled, so it
+#: shared no chunk between releases and cost write time.
+PARQUET_OPTIONS: Final[dict[str, Any]] = {
+    "row_group_size": ROW_GROUP_SIZE,
+    "compression": "zstd",
+    "compression_level": 6,
+    "use_dictionary": False,
+    "write_page_index": True,
+    "use_content_defined_chunking": False,
+}
 
 
 def shard_path(split: str, index: int, batches: int) -> str:
@@ -53,16 +66,7 @@ def write_shard(tokens: np.ndarray, window_mode: str, root: Path, path_in_repo: 
     local_path = root / path_in_repo
     local_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pq.write_table(
-            table,
-            local_path,
-            row_group_size=ROW_GROUP_SIZE,
-            compression="zstd",
-            use_dictionary=["scalars.list.element"],
-            use_byte_stream_split=[_WINDOW_LEAF],
-            write_page_index=True,
-            use_content_defined_chunking=True,
-        )
+        pq.write_table(table, local_path, **PARQUET_OPTIONS)
     except OSError as error:
         local_path.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
