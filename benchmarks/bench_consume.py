@@ -7,7 +7,7 @@ then reads its train split several ways, each for at most ``--seconds`` or
 to example-by-example streaming. Then it compares the project's
 ``chesspos_positions.iter_batches`` with raw pyarrow ``ParquetFile.iter_batches``
 reading the same columns of the same files into the same int8 arrays, each
-run three times alternately, the best run of each counting: target >= 0.8x.
+run five times alternately, the best run of each counting: target >= 0.8x.
 Usage: ``python benchmarks/bench_consume.py [--data PATH] [--samples N] [--seconds S]``.
 """
 
@@ -201,7 +201,7 @@ def main() -> None:
         results.append(timed("(iii) raw pyarrow read_table, whole file", raw_read_table(folder), limit, args.seconds,
                              "threaded decode; holds the file in memory"))
         runs: dict[str, list[Result]] = {"raw": [], "project": []}
-        for _ in range(3):  # alternate, keep the best of each: the machine is shared
+        for _ in range(5):  # alternate, keep the best of each: the machine is shared
             runs["raw"].append(timed("(iii) raw pyarrow iter_batches, all columns", raw_pyarrow_all_columns(folder),
                                      limit, args.seconds, "window + scalars, flattened to int8"))
             runs["project"].append(timed("(iv) chesspos_positions.iter_batches", project_iter_batches(folder), limit,
@@ -215,7 +215,7 @@ def main() -> None:
     print(f"\n{'reader':56s} {'rows':>7s} {'s':>6s} {'samples/s':>10s} {'ratio':>7s}  {'window dtype':18s} note")
     for r in results:
         print(f"{r.name:56s} {r.rows:7d} {r.seconds:6.2f} {r.rate:10.0f} {r.rate / base:7.1f}  {r.dtype:18s} {r.note}")
-    print(f"\niter_batches / raw pyarrow iter_batches (same columns, best of 3 each): {project.rate / raw.rate:.2f}x "
+    print(f"\niter_batches / raw pyarrow iter_batches (same columns, best of 5 each): {project.rate / raw.rate:.2f}x "
           f"(target >= 0.8x) {'PASS' if project.rate >= 0.8 * raw.rate else 'FAIL'}; load average {os.getloadavg()[0]:.2f}")
     best = max(results, key=lambda r: r.rate)
     stream = max((r for r in results if "streaming" in r.name), key=lambda r: r.rate)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 import numpy as np
@@ -113,6 +114,9 @@ def iter_batches(
         - anything else (variable-length lists, ...): ``pyarrow``'s
           ``to_numpy(zero_copy_only=False)``.
 
+        Arrays that view Arrow's buffers are read-only: copy one
+        (``np.array(a)``) before writing to it (PyTorch's collate warns).
+
     Memory stays flat: row groups are streamed one after another, and from the
     Hub only their byte ranges are fetched (HTTP Range requests), not whole
     files. The files are closed when the iterator ends, is closed or is
@@ -177,7 +181,7 @@ def _data_files(release: _Release, source: object, name: str | None, split: str)
     return files
 
 
-def _open(release: _Release, path: str) -> pa.NativeFile | object:
+def _open(release: _Release, path: str) -> str | IO[bytes]:
     """A local path for pyarrow's own reader; a Hub file whose every read is one HTTP Range request."""
     return release.fs.open(path, "rb", cache_type="none") if release.remote else path
 
@@ -188,7 +192,7 @@ def _open_metadata(release: _Release, path: str) -> pq.FileMetaData:
         return pq.read_metadata(source)
     finally:
         if not isinstance(source, str):
-            source.close()  # type: ignore[attr-defined]
+            source.close()
 
 
 def _order(metadata: list[pq.FileMetaData], seed: int | None, epoch: int) -> list[_Unit]:
@@ -244,7 +248,7 @@ def _record_batches(
             batches.close()
             parquet.close()
             if not isinstance(source, str):
-                source.close()  # type: ignore[attr-defined]
+                source.close()
         start = end
 
 
