@@ -190,16 +190,16 @@ board = token_sequence_to_board(np.asarray(window[0], dtype=np.int8))
 print(board.fen())
 ```
 
-Reading fast: example by example, `load_dataset` gives about 2.6 k samples/s
-(each example is 690 Python ints). `iter_batches` reads about 400 k samples/s
-from local shards, as fast as raw `pyarrow` on the same files. With `datasets`,
-read batches of arrays: streaming,
+Reading fast: example by example, `load_dataset` gives about 2 k samples/s
+(each example is 690 Python ints). `iter_batches` reads about 220 k samples/s
+from local shards, 0.9x raw `pyarrow` `iter_batches` on the same files. With
+`datasets`, read batches of arrays: streaming,
 `ds["train"].with_format("arrow").iter(batch_size=10_000)` and flatten the
-window column (about 140 k samples/s); downloaded,
+window column (about 190 k samples/s); downloaded,
 `load_dataset(...)["train"].with_format("numpy", dtype=np.int8)` and slice
-(about 250 k samples/s); plain `with_format("numpy")` widens tokens to
-`int64`. `window[:, 0]` is the position: the 10 rows are copies. Every
-current reader opens the shards: DuckDB 1.x, pyarrow >= 14, polars, arrow-rs.
+(about 350 k samples/s once cached); plain `with_format("numpy")` widens
+tokens to `int64`. `window[:, 0]` is the position: the 10 rows are copies.
+Every current reader opens the shards: DuckDB 1.x, pyarrow >= 14, polars, arrow-rs.
 
 ## Schema
 
