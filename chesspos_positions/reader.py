@@ -236,8 +236,8 @@ def _record_batches(
             end += 1
         file = units[start].file
         source = _open(release, files[file])
-        # No pre_buffer (pyarrow's default): it reads every listed row group up front, the whole file from
-        # the Hub. Without it, each column chunk is read (one Range request) when its row group is decoded.
+        # pyarrow's default pre_buffer=True reads every listed row group up front: the whole file from the
+        # Hub. Without it, each column chunk is read (one Range request) when its row group is decoded.
         parquet = pq.ParquetFile(source, metadata=metadata[file], pre_buffer=False)
         batches = parquet.iter_batches(
             batch_size=batch_size, row_groups=[u.row_group for u in units[start:end]], columns=columns
@@ -283,27 +283,28 @@ def _to_numpy(batches: Iterator[pa.RecordBatch]) -> Iterator[Batch]:
 
 def _converter(feature: object, arrow_type: pa.DataType) -> Converter:
     """How one column becomes numpy, from its ``datasets`` feature and Arrow type (see :func:`iter_batches`)."""
-    if isinstance(feature, _ArrayXD) and feature.shape[0] is not None:
-        return _nested(tuple(feature.shape), np.dtype(feature.dtype), depth=len(feature.shape))
+    if isinstance(feature, _ArrayXD) and feature.shape[0] is not None and feature.dtype != "string":
+        return _nested(tuple(feature.shape), np.dtype(feature.dtype))
     shape: list[int] = []
     while pa.types.is_fixed_size_list(arrow_type):
         shape.append(arrow_type.list_size)
         arrow_type = arrow_type.value_type
-    if shape and (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)):
-        return _nested(tuple(shape), np.dtype(arrow_type.to_pandas_dtype()), depth=len(shape))
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type):
+    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
+    if shape and numeric:
+        return _nested(tuple(shape), np.dtype(arrow_type.to_pandas_dtype()))
+    if numeric:
         return _scalar
     return lambda column: column.to_numpy(zero_copy_only=False)
 
 
-def _nested(shape: tuple[int, ...], dtype: np.dtype, depth: int) -> Converter:
+def _nested(shape: tuple[int, ...], dtype: np.dtype) -> Converter:
     """Rectangular nested lists -> ``(n, *shape)``: flatten the list levels, view the values."""
 
     def convert(column: pa.Array) -> np.ndarray:
         values = column.storage if isinstance(column, pa.ExtensionArray) else column
         if values.null_count:
             raise ValueError(f"a column of shape {shape} has {values.null_count} null rows; cannot make an array")
-        for _ in range(depth):
+        for _ in shape:
             values = values.flatten()  # flatten, unlike .values, honours slices
         return values.to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(len(column), *shape)
 

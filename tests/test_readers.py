@@ -168,6 +168,7 @@ def test_iter_batches_reads_a_published_release_like_pyarrow(published: Path) ->
         expected = [pyarrow_columns(p) for p in sorted((published / split).glob("*.parquet"))]
         batches = list(iter_batches(published, split, batch_size=128))
         assert [len(b["window"]) for b in batches[:-1]] == [128] * (len(batches) - 1)  # exact, across files
+        assert not batches[0]["window"].flags.writeable  # a view of Arrow's buffer, not a copy
         got = concatenated(iter(batches))
         assert got["window"].dtype == np.int8 and got["window"].shape[1:] == (10, 69)
         assert got["scalars"].dtype == np.int8 and got["scalars"].shape[1:] == (3,)
