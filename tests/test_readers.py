@@ -322,7 +322,7 @@ def test_whole_split_from_the_hub_and_revision_pinning(grouped: Path, hub: Hub) 
     api.create_tag(repo, tag="v1", repo_type="dataset")
     api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=grouped)
     first_two = ROWS_PER_FILE[0] + ROWS_PER_FILE[1]
-    v1 = np.concatenate([b["row_id"] for b in iter_batches(repo, revision="v1", batch_size=256)])
+    v1 = np.concatenate([b["row_id"] for b in iter_batches(f"hf://datasets/{repo}", revision="v1", batch_size=256)])
     assert v1.tolist() == list(range(first_two))
     latest = concatenated(iter_batches(repo, batch_size=256, seed=1, rank=1, world_size=2))
     local = concatenated(iter_batches(grouped, batch_size=256, seed=1, rank=1, world_size=2))
