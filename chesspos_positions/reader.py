@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 from urllib.parse import quote
@@ -34,6 +36,7 @@ Batch = dict[str, np.ndarray]
 Converter = Callable[[pa.Array], np.ndarray]
 
 _HUB_PREFIX = "hf://datasets/"
+_FOOTER_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def iter_batches(
         raise ValueError(f"need 0 <= rank < world_size, but got rank={rank}, world_size={world_size}")
     release = _open_release(source, revision, token)
     files = _data_files(release, source, name, split)
-    metadata = [_open_metadata(release, path) for path in files]
+    metadata = _footers(release, files)
     units = _order(metadata, seed, epoch)
     worker, workers = _dataloader_worker()
     mine = np.array_split(np.arange(len(units)), world_size * workers)[rank * workers + worker]
@@ -184,6 +187,14 @@ def _data_files(release: _Release, source: object, name: str | None, split: str)
 def _open(release: _Release, path: str) -> str | IO[bytes]:
     """A local path for pyarrow's own reader; a Hub file whose every read is one HTTP Range request."""
     return release.fs.open(path, "rb", cache_type="none") if release.remote else path
+
+
+def _footers(release: _Release, files: list[str]) -> list[pq.FileMetaData]:
+    """Every file's footer (its row groups); from the Hub, several at once: each costs a round trip."""
+    if not release.remote:
+        return [_open_metadata(release, path) for path in files]
+    with ThreadPoolExecutor(_FOOTER_THREADS) as pool:
+        return list(pool.map(partial(_open_metadata, release), files))
 
 
 def _open_metadata(release: _Release, path: str) -> pq.FileMetaData:

@@ -332,12 +332,19 @@ def test_whole_split_from_the_hub_and_revision_pinning(grouped: Path, hub: Hub) 
 
 
 # ----------------------------------------------------------------------------- PyTorch, when installed
-def test_dataloader_workers_share_the_rows(grouped: Path) -> None:
+@pytest.mark.parametrize("where", ["local", "hub"])
+def test_dataloader_workers_share_the_rows(grouped: Path, hub: Hub, where: str) -> None:
     torch = pytest.importorskip("torch")
+    source = str(grouped)
+    if where == "hub":
+        source = "user/reader-dataloader"
+        api = HfApi(endpoint=hub.url, token=TOKEN)
+        api.create_repo(source, repo_type="dataset", exist_ok=True)
+        api.upload_folder(repo_id=source, repo_type="dataset", folder_path=grouped)
 
     class Rows(torch.utils.data.IterableDataset):
         def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-            return iter_batches(grouped, batch_size=64, seed=0)
+            return iter_batches(source, batch_size=64, seed=0)
 
     loader = torch.utils.data.DataLoader(Rows(), batch_size=None, num_workers=2)
     batches = list(loader)
