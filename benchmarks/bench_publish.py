@@ -125,7 +125,7 @@ def naive_worker(files: list[str], out: str, max_positions: int) -> None:
     import chess.pgn
     import datasets
 
-    from chesspos_positions.examples import FEATURES
+    from chesspos_positions.configs import FEATURES
 
     datasets.disable_progress_bars()
     rows: list[dict[str, list]] = []

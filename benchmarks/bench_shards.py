@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from builder.shards import PARQUET_OPTIONS, ROW_GROUP_SIZE, SPLITS, shard_path  # noqa: E402
 from chesspos_positions import ChessposPositions  # noqa: E402
-from chesspos_positions.examples import columns_to_table, make_columns  # noqa: E402
+from chesspos_positions.configs import CONFIGS, examples_table  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "lichess"
 WINDOW_LEAF = "window.list.element.list.element"
@@ -50,6 +51,8 @@ PREVIOUS: dict[str, Any] = {
     "row_group_size": ROW_GROUP_SIZE, "compression": "zstd", "use_dictionary": ["scalars.list.element"],
     "use_byte_stream_split": [WINDOW_LEAF], "write_page_index": True, "use_content_defined_chunking": True,
 }
+#: What ``write_shard`` does for the default config (its only dictionary column is ``scalars``).
+SHIPPED: dict[str, Any] = {**PARQUET_OPTIONS, "row_group_size": ROW_GROUP_SIZE, "use_dictionary": ["scalars.list.element"]}
 PLAIN: dict[str, Any] = {
     "row_group_size": ROW_GROUP_SIZE, "compression": "zstd", "use_dictionary": False, "write_page_index": True,
 }
@@ -68,7 +71,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "PLAIN + zstd 6, 256 KiB pages": {**PLAIN, "compression_level": 6, "data_page_size": 256 << 10},
     "PLAIN + zstd 6, 20k-row groups": {**PLAIN, "compression_level": 6, "row_group_size": 20_000},
     "DELTA_BINARY_PACKED + zstd 6": {**PLAIN, "compression_level": 6, "column_encoding": {WINDOW_LEAF: "DELTA_BINARY_PACKED"}},
-    "shipped: builder.shards.PARQUET_OPTIONS": PARQUET_OPTIONS,
+    "shipped: builder.shards.PARQUET_OPTIONS": SHIPPED,
 }
 
 # Xet-like chunker: gear hash over the last 64 bytes, cut where the top 16 bits are zero.
@@ -78,11 +81,11 @@ MIN_CHUNK, MAX_CHUNK, CUT_BITS = 8 << 10, 128 << 10, 16
 
 @dataclass
 class Release:
-    """The rows of one release: ``rows[(split, batch)]`` is an ``(n, 69)`` int8 array."""
+    """The rows of one release: ``rows[(split, batch)]`` is that shard's rows (see ``chesspos_positions.rows``)."""
 
     label: str
     batches: int
-    rows: dict[tuple[str, int], np.ndarray]
+    rows: dict[tuple[str, int], pa.Table]
 
     @property
     def samples(self) -> int:
@@ -98,11 +101,11 @@ def generate(data: list[str], batches: int, batch_size: int, seed: int) -> Relea
 def write(release: Release, options: dict[str, Any], root: Path) -> tuple[float, list[Path]]:
     """Write ``release`` with ``options``; (seconds in table building + writing, paths)."""
     paths, seconds = [], 0.0
-    for (split, index), tokens in release.rows.items():
-        path = root / shard_path(split, index, release.batches)
+    for (split, index), rows in release.rows.items():
+        path = root / shard_path(CONFIGS["default"], split, index, release.batches)
         path.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        pq.write_table(columns_to_table(make_columns(tokens)), path, **options)
+        pq.write_table(examples_table(rows, CONFIGS["default"]), path, **options)
         seconds += time.perf_counter() - start
         paths.append(path)
     return seconds, paths
@@ -195,7 +198,7 @@ def bench_chunking(pairs: list[tuple[Release, Release]], scratch: Path) -> None:
           f"{'chunks already stored':>22s}")
     for old, new in pairs:
         for cdc in (False, True):
-            options = {**PARQUET_OPTIONS, "use_content_defined_chunking": cdc}
+            options = {**SHIPPED, "use_content_defined_chunking": cdc}
             _, old_paths = write(old, options, scratch / "old")
             seconds, new_paths = write(new, options, scratch / "new")
             identical, total, dedup = shared_bytes(old_paths, new_paths)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 LOGIN_HELP = "set HF_TOKEN, pass --token, or run `hf auth login`"
-_BATCH_SHARD = re.compile(r"^train/batch_(\d+)\.parquet$")
+_BATCH_SHARD = re.compile(r"^(?:(\w+)/)?train/batch_(\d+)\.parquet$")
 _VERSION_TAG = re.compile(r"^v(\d+)$")
 
 
@@ -83,35 +84,50 @@ def authenticate(token: str | None) -> tuple[HfApi, str]:
 
 @dataclass
 class RepoState:
-    """What a dataset repo's main branch holds."""
+    """What a dataset repo's main branch holds, seen from one config (its shard folder)."""
 
+    folder: str = ""  # the config's folder: "" for default, else "NAME/"
     head: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # path -> LFS sha256, or git blob id
-    tags: dict[str, int] = field(default_factory=dict)  # tag -> batches it holds
+    tag_files: dict[str, list[str]] = field(default_factory=dict)  # tag -> the paths it holds
 
     @property
     def batches(self) -> int:
-        return count_batches(self.files)
+        """The config's batches on the main branch."""
+        return count_batches(self.files)[self.folder]
+
+    @property
+    def tags(self) -> dict[str, int]:
+        """Tag -> the config's batches at that tag."""
+        return {tag: count_batches(files)[self.folder] for tag, files in self.tag_files.items()}
 
     @property
     def name_widths(self) -> set[int]:
-        """The digit counts of the batch numbers in the repo's shard names."""
-        return {len(m.group(1)) for p in self.files if (m := _BATCH_SHARD.match(p))}
+        """The digit counts of the batch numbers in the config's shard names."""
+        return {len(m.group(2)) for p in self.files if (m := _BATCH_SHARD.match(p)) and _folder(m) == self.folder}
 
 
-def count_batches(paths: object) -> int:
-    """The number of batches in a file listing: its highest ``train/batch_NNN``."""
-    numbers = [int(m.group(1)) for p in paths if (m := _BATCH_SHARD.match(str(p)))]
-    return max(numbers, default=0)
+def _folder(match: re.Match[str]) -> str:
+    return f"{match.group(1)}/" if match.group(1) else ""
 
 
-def read_state(api: HfApi, repo_id: str) -> RepoState:
-    """The main branch's head, files (with their hashes) and tags of ``repo_id``."""
+def count_batches(paths: object) -> Counter[str]:
+    """Config folder ("" for default) -> its batches in a file listing: its highest ``train/batch_NNN``."""
+    counts: Counter[str] = Counter()
+    for path in paths:
+        if match := _BATCH_SHARD.match(str(path)):
+            folder = _folder(match)
+            counts[folder] = max(counts[folder], int(match.group(2)))
+    return counts
+
+
+def read_state(api: HfApi, repo_id: str, folder: str = "") -> RepoState:
+    """The main branch's head, files (with their hashes) and tags of ``repo_id``, for the config in ``folder``."""
     try:
         info = with_retries(lambda: api.repo_info(repo_id, repo_type="dataset"), "reading the repo")
     except RepositoryNotFoundError:
-        return RepoState()
-    state = RepoState(head=info.sha)
+        return RepoState(folder)
+    state = RepoState(folder, head=info.sha)
     tree = with_retries(lambda: list(api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=info.sha)), "listing files")
     for entry in tree:
         if isinstance(entry, RepoFile):
@@ -119,7 +135,7 @@ def read_state(api: HfApi, repo_id: str) -> RepoState:
     refs = with_retries(lambda: api.list_repo_refs(repo_id, repo_type="dataset"), "listing tags")
     for tag in refs.tags:
         files = with_retries(lambda: api.list_repo_files(repo_id, repo_type="dataset", revision=tag.target_commit), "listing a tag")
-        state.tags[tag.name] = count_batches(files)
+        state.tag_files[tag.name] = files
     return state
 
 
@@ -162,6 +178,13 @@ def commit(api: HfApi, repo_id: str, files: list[tuple[str, Path]], message: str
             ) from error
         raise
     return info.oid
+
+
+def download_card(api: HfApi, repo_id: str, revision: str | None) -> str:
+    """Download the dataset card (``README.md``) at ``revision``; return its local path."""
+    return with_retries(
+        lambda: api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision), "reading the card"
+    )
 
 
 def create_tag(api: HfApi, repo_id: str, tag: str, revision: str) -> None:

@@ -16,6 +16,7 @@ import yaml
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from chesspos_positions.builder import ChessposPositionsConfig
+from chesspos_positions.configs import CONFIG_NAMES, ConfigName
 
 DEFAULT_OUTPUT_DIR = "out"
 
@@ -30,6 +31,7 @@ class PublishOptions:
 
     # The builder's settings default to the builder config's own defaults: one source.
     repo: str | None = None
+    config_name: ConfigName = "default"
     data_path: list[str] | None = None
     batches: int = ChessposPositionsConfig.batches
     batch_size: int = ChessposPositionsConfig.batch_size
@@ -46,14 +48,13 @@ class PublishOptions:
     license: str = "cc0-1.0"
     pretty_name: str = "Chess positions"
     profile: bool = False
-    # Sampling parameters and the window mode: YAML only, as rarely changed.
+    # Sampling parameters: YAML only, as rarely changed.
     elo_tiers: list[list[float]] | None = None
     min_base_time: int | None = ChessposPositionsConfig.min_base_time
     ply_full: int = ChessposPositionsConfig.ply_full
     ply_keep: float = ChessposPositionsConfig.ply_keep
     min_ply: int | None = ChessposPositionsConfig.min_ply
     max_ply: int | None = ChessposPositionsConfig.max_ply
-    window_mode: str = ChessposPositionsConfig.window_mode
 
     def builder_kwargs(self) -> dict[str, Any]:
         """The builder config fields these options set."""
@@ -69,7 +70,6 @@ class PublishOptions:
             "ply_keep": self.ply_keep,
             "min_ply": self.min_ply,
             "max_ply": self.max_ply,
-            "window_mode": self.window_mode,
         }
         if self.elo_tiers is not None:
             kwargs["elo_tiers"] = tuple(tuple(tier) for tier in self.elo_tiers)
@@ -77,7 +77,7 @@ class PublishOptions:
 
     def builder_config(self) -> ChessposPositionsConfig:
         """The builder config these options describe (validated by the config itself)."""
-        return ChessposPositionsConfig(name="default", **self.builder_kwargs())
+        return ChessposPositionsConfig(name=self.config_name, **self.builder_kwargs())
 
     @property
     def output_path(self) -> Path | None:
@@ -109,6 +109,10 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
     if name == "elo_tiers":
         if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 for t in value):
             raise OptionsError(f"{origin}: elo_tiers must be a list of [min_rating, keep_probability] pairs, got {value!r}")
+        return value
+    if name == "config_name":
+        if value not in CONFIG_NAMES:
+            raise OptionsError(f"{origin}: config_name must be one of {', '.join(CONFIG_NAMES)}, got {value!r}")
         return value
     kind = annotation.split(" |")[0]
     accepted = _TYPES[kind]

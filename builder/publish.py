@@ -24,17 +24,20 @@ import shutil
 import sys
 import tempfile
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import fsspec
-from huggingface_hub import HfApi
+from datasets import DatasetInfo
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 from tqdm.auto import tqdm
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions
+from chesspos_positions.configs import CONFIG_NAMES, CONFIGS
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import Batch
 from chesspos_positions.sampling import SAMPLING_MODES
@@ -58,6 +61,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--repo", help="dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)")
+    add("--config-name", choices=CONFIG_NAMES,
+        help="the dataset config to build: 'default' (the position 10 times) or 'history' (the last 10 positions "
+             "and metadata, under history/); publishing one config never touches another's files")
     add("--data-path", nargs="+", metavar="PATH",
         help="raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
              "(default: the embedded self-play sample)")
@@ -136,15 +142,21 @@ def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, obj
         "ply_keep": config.ply_keep,
         "min_ply": config.min_ply,
         "max_ply": config.max_ply,
-        "window_mode": config.window_mode,
+        "config_name": config.name,
     }
 
 
-def clear_stale_shards(root: Path, keep: set[str]) -> None:
-    """Remove shards an earlier run left in the output folder that this release does not hold."""
+def config_batches(paths: Iterable[str]) -> dict[str, int]:
+    """Config name -> its batches in a listing of release files."""
+    folders = {spec.folder: name for name, spec in CONFIGS.items()}
+    return {folders[folder]: n for folder, n in hub.count_batches(paths).items() if folder in folders}
+
+
+def clear_stale_shards(root: Path, folder: str, keep: set[str]) -> None:
+    """Remove shards an earlier run left in the config's folder of the output that this release does not hold."""
     for split in SPLITS:
-        for path in sorted((root / split).glob("batch_*.parquet")):
-            if f"{split}/{path.name}" not in keep:
+        for path in sorted((root / folder / split).glob("batch_*.parquet")):
+            if f"{folder}{split}/{path.name}" not in keep:
                 logger.info("removing stale shard %s", path)
                 path.unlink()
 
@@ -157,7 +169,7 @@ class Publisher:
         self.config = options.builder_config()
         self.stages = StageTimes()
         self.api: HfApi | None = None
-        self.state = hub.RepoState()
+        self.state = hub.RepoState(self.config.spec.folder)
         self.tag: str | None = options.tag
 
     def check_remote(self) -> None:
@@ -167,7 +179,7 @@ class Publisher:
         with self.stages.time("hub"):
             self.api, user = hub.authenticate(options.token)
             logger.info("authenticated as %s", user)
-            self.state = hub.read_state(self.api, options.repo)
+            self.state = hub.read_state(self.api, options.repo, self.config.spec.folder)
         state = self.state
         tagged = max(state.tags.values(), default=0)
         if state.batches > self.config.batches:
@@ -180,7 +192,7 @@ class Publisher:
                 f"{options.repo} holds {state.batches} batches but its newest tag covers {tagged}: "
                 "an earlier release was interrupted. Rerun it with --resume (same options)."
             )
-        width = len(Path(shard_path("train", 1, self.config.batches)).stem.removeprefix("batch_"))
+        width = len(Path(shard_path(self.config.spec, "train", 1, self.config.batches)).stem.removeprefix("batch_"))
         if state.name_widths - {width}:
             # Renaming batch_999 to batch_0999 would publish every earlier shard twice.
             raise PublishError(
@@ -213,7 +225,7 @@ class Publisher:
         options, config = self.options, self.config
         root.mkdir(parents=True, exist_ok=True)
         # The builder's dataset cache is never filled here: publish only runs its generator.
-        builder = ChessposPositions(cache_dir=tempfile.gettempdir(), **options.builder_kwargs())
+        builder = ChessposPositions(cache_dir=tempfile.gettempdir(), config_name=config.name, **options.builder_kwargs())
         summary = Summary()
         shards: list[Shard] = []
         uploaded = 0
@@ -232,7 +244,7 @@ class Publisher:
             if batch.partial:  # the generator's own flag: the input ran out before this batch was full
                 partial = (
                     f"the input ran out: {batch.index} of {config.batches} batches were made, and batch "
-                    f"{batch.index} is partial ({len(batch.train)} train, {len(batch.test)} test rows)"
+                    f"{batch.index} is partial ({batch.train.num_rows} train, {batch.test.num_rows} test rows)"
                 )
             if pushing:
                 with self.stages.time("upload"):
@@ -244,15 +256,24 @@ class Publisher:
             raise PublishError(f"no positions were sampled from {', '.join(inputs)}: nothing to publish")
 
         batches_done = len(shards) // 2
-        clear_stale_shards(root, {s.path_in_repo for s in shards})
+        clear_stale_shards(root, config.spec.folder, {s.path_in_repo for s in shards})
         already = [tag for tag, n in self.state.tags.items() if n == batches_done]
         if pushing and uploaded == 0 and already:
             print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
             return 0
 
         with self.stages.time("card"):
-            versions = sorted(self.state.tags.items(), key=lambda item: (item[1], item[0]))
-            versions.append((self.tag or "v1", batches_done))
+            # The other configs the release holds keep their files and their card entries.
+            files = self.state.files if pushing else [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
+            held = {name for name, count in config_batches(files).items() if count and name != config.name}
+            previous = self._previous_card(root, head)
+            other_configs = {name: info for name, info in previous.items() if name in held}
+            counts = {**config_batches(files), config.name: batches_done}
+            versions = sorted(
+                ((tag, config_batches(paths)) for tag, paths in self.state.tag_files.items()),
+                key=lambda item: (sum(item[1].values()), item[0]),
+            )
+            versions.append((self.tag or "v1", {name: n for name, n in counts.items() if n}))
             release = Release(
                 repo_id=options.repo or "user/chesspos-positions",
                 pretty_name=options.pretty_name,
@@ -262,6 +283,8 @@ class Publisher:
                 summary=summary,
                 shards=shards,
                 versions=versions,
+                config=config.spec,
+                other_configs=other_configs,
                 partial=partial,
             )
             card_path = root / "README.md"
@@ -272,6 +295,19 @@ class Publisher:
                 hub.create_tag(self.api, options.repo, self.tag, head)
         self._report(root, shards, summary, partial)
         return 0
+
+    def _previous_card(self, root: Path, head: str | None) -> dict[str, DatasetInfo]:
+        """The config infos of the card this release replaces: the repo's, or the output folder's on a dry run."""
+        if self.api is None:
+            path = root / "README.md"
+            if not path.exists():
+                return {}
+        elif "README.md" in self.state.files:
+            with self.stages.time("hub"):
+                path = Path(hub.download_card(self.api, self.options.repo, head))
+        else:
+            return {}
+        return DatasetInfosDict.from_dataset_card_data(DatasetCard.load(path).data)
 
     def _written_batches(self, builder: ChessposPositions, root: Path, summary: Summary) -> Iterator[tuple[Batch, list[Shard]]]:
         """Generate the builder's batches and write their shards; yield them in batch order.
@@ -284,8 +320,8 @@ class Publisher:
 
         def write(batch: Batch, split: str) -> Shard:
             with self.stages.time("write"):
-                path = shard_path(split, batch.index, config.batches)
-                return write_shard(getattr(batch, split), config.window_mode, root, path)
+                path = shard_path(config.spec, split, batch.index, config.batches)
+                return write_shard(getattr(batch, split), config.spec, root, path)
 
         batches = builder.generate_batches(num_proc, summary, self.stages)
         if num_proc == 1:
@@ -316,7 +352,7 @@ class Publisher:
                 "these options and seed produce: it was published with other settings. Nothing was overwritten; "
                 "use the original options, or another repo."
             )
-        rows = {s.path_in_repo.split("/")[0]: s.num_examples for s in pair}
+        rows = {s.split: s.num_examples for s in pair}
         message = f"Add batch {index:03d} ({rows['train']} train, {rows['test']} test rows)"
         return hub.commit(self.api, options.repo, [(s.path_in_repo, s.local_path) for s in pair], message, head)
 
@@ -328,6 +364,7 @@ class Publisher:
     def _report(self, root: Path, shards: list[Shard], summary: Summary, partial: str | None) -> None:
         options = self.options
         counts = summary.as_dict()
+        name = "" if self.config.name == "default" else f", {self.config.name!r}"
         lines = [
             "",
             "chesspos-positions publish summary",
@@ -335,8 +372,11 @@ class Publisher:
         ]
         lines += [f"    skipped {reason}: {n}" for reason, n in counts["skipped"].items() if n]
         for split in SPLITS:
-            own = [s for s in shards if s.path_in_repo.startswith(f"{split}/")]
-            lines.append(f"  {split}: {sum(s.num_examples for s in own)} samples in {len(own)} shards, {sum(s.size for s in own)} bytes")
+            own = [s for s in shards if s.split == split]
+            lines.append(
+                f"  {self.config.spec.folder}{split}: {sum(s.num_examples for s in own)} samples in {len(own)} shards, "
+                f"{sum(s.size for s in own)} bytes"
+            )
         total = sum(s.num_examples for s in shards)
         size = sum(s.size for s in shards)
         lines.append(f"  written: {size} bytes, {size / max(total, 1):.1f} bytes/sample")
@@ -344,10 +384,10 @@ class Publisher:
             lines.append(f"  note: {partial}")
         if options.output_path is not None:
             lines.append(f"  local copy: {root.resolve()}")
-            lines.append(f"  load it: load_dataset({str(root)!r}, streaming=True)")
+            lines.append(f"  load it: load_dataset({str(root)!r}{name}, streaming=True)")
         if self.api is not None:
             lines.append(f"  pushed: {self.api.endpoint}/datasets/{options.repo} (tag {self.tag})")
-            lines.append(f"  load it: load_dataset({options.repo!r}, streaming=True, revision={self.tag!r})")
+            lines.append(f"  load it: load_dataset({options.repo!r}{name}, streaming=True, revision={self.tag!r})")
         if options.profile:
             lines.append("  stage timings (s; stages run in parallel add up their times):")
             lines += [f"    {stage}: {seconds:.2f}" for stage, seconds in self.stages.seconds.items()]

@@ -15,11 +15,12 @@ from importlib.resources import files
 from pathlib import Path
 
 import datasets
-import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
 from datasets.builder import Key
 from datasets.download.streaming_download_manager import StreamingDownloadManager
 
-from .examples import FEATURES, WINDOW_MODES, make_columns
+from .configs import CONFIG_NAMES, CONFIGS, Config, examples_table
 from .games import Summary
 from .generation import Batch, generate_batches
 from .sampling import SAMPLING_MODES, Sampling
@@ -54,14 +55,16 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
             parameters below; "all" keeps every position of every standard game.
         elo_tiers, min_base_time, ply_full, ply_keep, min_ply, max_ply:
             the sampling parameters, see :class:`chesspos_positions.Sampling`.
-        window_mode (`str`, defaults to "repeat"): how ``window`` is filled;
-            "repeat" holds 10 copies of the position.
+
+    The config's ``name`` selects what rows hold (:data:`~.configs.CONFIGS`):
+    ``"default"`` (10 copies of the position) or ``"history"`` (the 10 last
+    positions, with metadata). Every config holds the same positions.
 
     Example:
 
     ```python
     >>> from chesspos_positions import ChessposPositions
-    >>> builder = ChessposPositions(data_path="games/", batches=1, batch_size=1000)
+    >>> builder = ChessposPositions(config_name="history", data_path="games/", batches=1, batch_size=1000)
     >>> builder.download_and_prepare()
     >>> ds = builder.as_dataset()
     ```
@@ -79,7 +82,6 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
     ply_keep: float = Sampling.ply_keep
     min_ply: int | None = None
     max_ply: int | None = None
-    window_mode: str = "repeat"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -97,9 +99,14 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if self.window_mode not in WINDOW_MODES:
-            raise ValueError(f"unknown window_mode {self.window_mode!r}; expected one of {WINDOW_MODES}")
+        if self.name not in CONFIGS:
+            raise ValueError(f"unknown config name {self.name!r}; expected one of {', '.join(CONFIG_NAMES)}")
         self.sampling_rules()  # validates the sampling parameters now, before any work
+
+    @property
+    def spec(self) -> Config:
+        """What this config's rows and examples are."""
+        return CONFIGS[self.name]
 
     def sampling_rules(self) -> Sampling:
         """The :class:`Sampling` these settings describe."""
@@ -117,11 +124,11 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
         return [EMBEDDED_SAMPLE]
 
 
-class ChessposPositions(datasets.GeneratorBasedBuilder):
+class ChessposPositions(datasets.ArrowBasedBuilder):
     """Chess positions as 69-token windows, in game-level train/test batches."""
 
     BUILDER_CONFIG_CLASS = ChessposPositionsConfig
-    BUILDER_CONFIGS = [ChessposPositionsConfig(name="default")]
+    BUILDER_CONFIGS = [ChessposPositionsConfig(name=name, description=CONFIGS[name].description) for name in CONFIG_NAMES]
     DEFAULT_CONFIG_NAME = "default"
     VERSION = datasets.Version("1.0.0")
     config: ChessposPositionsConfig
@@ -135,7 +142,7 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description="Chess positions encoded as 69 tokens, in windows of 10, with game-level splits.",
-            features=FEATURES,
+            features=self.config.spec.features,
         )
 
     def generate_batches(
@@ -157,6 +164,7 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
             batch_size=cfg.batch_size,
             train_ratio=cfg.train_ratio,
             num_proc=num_proc,
+            kind=cfg.spec.rows,
             summary=summary,
             times=times,
         )
@@ -173,12 +181,13 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
         ]
 
     def _spill(self, num_proc: int) -> None:
-        """Generate all batches once, to .npz files in a temporary folder."""
+        """Generate all batches once, to Arrow files in a temporary folder."""
         self._cleanup_spill()
         self._spill_dir = tempfile.mkdtemp(prefix="chesspos-batches-")
         self.summary = Summary()
         for batch in self.generate_batches(num_proc, self.summary):
-            np.savez(Path(self._spill_dir) / f"{batch.index}.npz", train=batch.train, test=batch.test)
+            for split in ("train", "test"):
+                feather.write_feather(getattr(batch, split), Path(self._spill_dir) / f"{batch.index}-{split}.arrow")
 
     def _cleanup_spill(self) -> None:
         if self._spill_dir is not None:
@@ -191,24 +200,22 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
         finally:
             self._cleanup_spill()
 
-    def _batches(self, batch_ids: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(index, train, test)`` of the wanted batches, from the spill or generated."""
+    def _batches(self, split: str, batch_ids: list[int]) -> Iterator[tuple[int, pa.Table]]:
+        """``(index, rows of split)`` of the wanted batches, from the spill or generated."""
         if self._spill_dir is not None:
             for index in batch_ids:
-                path = Path(self._spill_dir) / f"{index}.npz"
+                path = Path(self._spill_dir) / f"{index}-{split}.arrow"
                 if path.exists():
-                    with np.load(path) as arrays:
-                        yield index, arrays["train"], arrays["test"]
+                    yield index, feather.read_table(path)
             return
         wanted = set(batch_ids)
         for batch in self.generate_batches():
             if batch.index in wanted:
-                yield batch.index, batch.train, batch.test
+                yield batch.index, getattr(batch, split)
             if batch.index >= max(wanted):
                 return
 
-    def _generate_examples(self, split: str, batch_ids: list[int]) -> Iterator[tuple[Key, dict[str, np.ndarray]]]:
-        for index, train, test in self._batches(batch_ids):
-            columns = make_columns(train if split == "train" else test, self.config.window_mode)
-            for row, (window, scalars) in enumerate(zip(columns["window"], columns["scalars"])):
-                yield Key(index, row), {"window": window, "scalars": scalars}
+    def _generate_tables(self, split: str, batch_ids: list[int]) -> Iterator[tuple[Key, pa.Table]]:
+        # The same tables the published shards hold: one code path.
+        for index, rows in self._batches(split, batch_ids):
+            yield Key(index, 0), examples_table(rows, self.config.spec)

@@ -27,9 +27,10 @@ from functools import partial
 from itertools import islice
 
 import numpy as np
+import pyarrow as pa
 
-from .encoding import SEQUENCE_LENGTH
-from .games import Summary, replay_tokens, sample_plies, start_game
+from . import rows as rows_
+from .games import Summary, game_id, replay_tokens, sample_plies, start_game, starting_board
 from .sampling import Sampling
 from .sources import RawGame, iter_raw_games
 from .timing import StageTimes
@@ -56,10 +57,10 @@ class WorkUnit:
 
 @dataclass
 class UnitResult:
-    """The encoded positions of one unit, per split, in game order."""
+    """The rows of one unit's sampled positions, per split, in game order (see :mod:`.rows`)."""
 
-    train: np.ndarray
-    test: np.ndarray
+    train: pa.Table
+    test: pa.Table
     summary: Summary
     #: Seconds per stage inside the unit (a plain dict: results cross processes).
     seconds: dict[str, float] = field(default_factory=dict)
@@ -78,8 +79,10 @@ def is_train_game(digest: bytes, train_ratio: float) -> bool:
     return int.from_bytes(digest[8:16], "little") / 2**64 < train_ratio
 
 
-def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float) -> UnitResult:
-    """Parse, sample, encode and split the games of one unit (pure)."""
+def encode_unit(
+    unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float, kind: rows_.RowKind = "position"
+) -> UnitResult:
+    """Parse, sample, encode and split the games of one unit (pure); ``kind`` says what rows hold."""
     times = StageTimes()
     with times.time("parse tags"):
         started = [start_game(raw, sampling, seed) for raw in unit.games]
@@ -89,7 +92,7 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
         replays = iter(replay_tokens([game for game, _ in started if game.skip is None]))
     sampling_started = time.perf_counter()
     summary = Summary()
-    positions: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    splits = {True: rows_.RowCollector(kind), False: rows_.RowCollector(kind)}
     for game, rng in started:
         summary.games_read += 1
         if game.skip is None:
@@ -98,21 +101,17 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
             if game.skip is None:
                 summary.games_kept += 1
                 summary.positions += len(chosen)
-                # (With every ply kept, the tokens need no copy: _stack copies them.)
-                positions[is_train_game(game.digest, train_ratio)].append(tokens if rng is None else tokens[chosen])
+                start = starting_board(game.headers) if "FEN" in game.headers else None
+                splits[is_train_game(game.digest, train_ratio)].add(game.headers, game_id(game), start, tokens, chosen)
                 continue
         summary.skipped[game.skip] += 1
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
             raw = game.raw
             logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
-    result = UnitResult(_stack(positions[True]), _stack(positions[False]), summary)
+    result = UnitResult(splits[True].table(), splits[False].table(), summary)
     times.add({"sample and split": time.perf_counter() - sampling_started})
     result.seconds = dict(times.seconds)
     return result
-
-
-def _stack(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), dtype=np.int8)
 
 
 def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
@@ -127,7 +126,12 @@ def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
 
 
 def map_units(
-    units: Iterable[WorkUnit], sampling: Sampling, seed: int, train_ratio: float, num_proc: int = 1
+    units: Iterable[WorkUnit],
+    sampling: Sampling,
+    seed: int,
+    train_ratio: float,
+    num_proc: int = 1,
+    kind: rows_.RowKind = "position",
 ) -> Iterator[UnitResult]:
     """Run :func:`encode_unit` over ``units``, results in unit order.
 
@@ -135,7 +139,7 @@ def map_units(
     in flight per process so that memory stays flat however long the input.
     Closing the iterator early cancels the work not yet needed.
     """
-    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio)
+    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio, kind=kind)
     if num_proc <= 1:
         yield from map(work, units)
         return
@@ -155,12 +159,16 @@ def map_units(
 
 @dataclass
 class Batch:
-    """One batch: its 1-based index and its shuffled train and test tokens."""
+    """One batch: its 1-based index and its shuffled train and test rows (see :mod:`.rows`)."""
 
     index: int
-    train: np.ndarray
-    test: np.ndarray
+    train: pa.Table
+    test: pa.Table
     partial: bool = False
+
+    def tokens(self, split: str) -> np.ndarray:
+        """The ``(n, 69)`` ``int8`` tokens of ``split``'s rows."""
+        return rows_.tokens_of(getattr(self, split))
 
 
 @dataclass
@@ -179,7 +187,7 @@ class BatchAssembler:
     seed: int
     summary: Summary = field(default_factory=Summary)
     times: StageTimes = field(default_factory=StageTimes)
-    _buffers: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"train": [], "test": []})
+    _buffers: dict[str, list[pa.Table]] = field(default_factory=lambda: {"train": [], "test": []})
 
     @property
     def quotas(self) -> dict[str, int]:
@@ -187,21 +195,22 @@ class BatchAssembler:
         train = round(self.batch_size * self.train_ratio)
         return {"train": train, "test": self.batch_size - train}
 
-    def _buffered(self, split: str) -> int:
-        return sum(len(part) for part in self._buffers[split])
+    _schema: pa.Schema | None = None
 
-    def _take(self, split: str, count: int) -> np.ndarray:
-        parts = self._buffers[split]
-        joined = np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), np.int8)
-        self._buffers[split] = [joined[count:]] if len(joined) > count else []
-        return joined[:count]
+    def _buffered(self, split: str) -> int:
+        return sum(part.num_rows for part in self._buffers[split])
+
+    def _take(self, split: str, count: int) -> pa.Table:
+        joined = rows_.concat(self._buffers[split], self._schema)
+        self._buffers[split] = [joined.slice(count)] if joined.num_rows > count else []
+        return joined.slice(0, count)
 
     def _cut(self, index: int, partial: bool) -> Batch:
         with self.times.time("assemble and shuffle batches"):
             rows = {split: self._take(split, quota) for split, quota in self.quotas.items()}
             for split_id, split in enumerate(("train", "test")):
                 rng = np.random.default_rng([self.seed, index, split_id])
-                rows[split] = rows[split][rng.permutation(len(rows[split]))]
+                rows[split] = rows_.take(rows[split], rng.permutation(rows[split].num_rows))
             return Batch(index, rows["train"], rows["test"], partial)
 
     def assemble(self, results: Iterable[UnitResult]) -> Iterator[Batch]:
@@ -211,8 +220,9 @@ class BatchAssembler:
         for result in results:
             self.summary.add(result.summary)
             self.times.add(result.seconds)
+            self._schema = result.train.schema
             for split in ("train", "test"):
-                if len(getattr(result, split)):
+                if getattr(result, split).num_rows:
                     self._buffers[split].append(getattr(result, split))
             while index <= self.batches and all(self._buffered(s) >= quotas[s] for s in quotas):
                 yield self._cut(index, partial=False)
@@ -226,7 +236,7 @@ class BatchAssembler:
             batch = self._cut(index, partial=True)
             logger.warning(
                 "input ran out: batch %d is partial (%d of %d train rows, %d of %d test rows)",
-                index, len(batch.train), quotas["train"], len(batch.test), quotas["test"],
+                index, batch.train.num_rows, quotas["train"], batch.test.num_rows, quotas["test"],
             )
             yield batch
             index += 1
@@ -241,17 +251,19 @@ def generate_batches(
     batch_size: int,
     train_ratio: float,
     num_proc: int = 1,
+    kind: rows_.RowKind = "position",
     summary: Summary | None = None,
     times: StageTimes | None = None,
 ) -> Iterator[Batch]:
     """The whole pipeline: files -> work units -> encoded unit results -> batches.
 
-    ``summary``, if given, receives the counts of the games actually consumed;
+    ``kind`` says what the rows hold (see :mod:`.rows`); the positions and
+    their order do not depend on it. ``summary``, if given, receives the counts of the games actually consumed;
     ``times``, the seconds spent per stage.
     """
     times = times if times is not None else StageTimes()
     assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary(), times)
-    results = map_units(_timed(iter_work_units(urls), times), sampling, seed, train_ratio, num_proc)
+    results = map_units(_timed(iter_work_units(urls), times), sampling, seed, train_ratio, num_proc, kind)
     try:
         yield from assembler.assemble(results)
     finally:

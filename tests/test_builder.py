@@ -110,10 +110,10 @@ def test_batches_shuffle_rows_and_depend_on_seed(fen_games, tmp_path: Path) -> N
     first = list(builder.generate_batches())
     again = list(ChessposPositions(data_path=str(path), batches=2, batch_size=100, sampling="all", seed=1).generate_batches())
     other = list(ChessposPositions(data_path=str(path), batches=2, batch_size=100, sampling="all", seed=2).generate_batches())
-    assert all(np.array_equal(a.train, b.train) for a, b in zip(first, again))
-    assert not np.array_equal(first[0].train, other[0].train)
+    assert all(np.array_equal(a.tokens("train"), b.tokens("train")) for a, b in zip(first, again))
+    assert not np.array_equal(first[0].tokens("train"), other[0].tokens("train"))
     # Same rows, other order: the shuffle is per batch, the content is not seeded in mode "all".
-    assert sorted(map(bytes, first[0].train)) == sorted(map(bytes, other[0].train))
+    assert sorted(map(bytes, first[0].tokens("train"))) == sorted(map(bytes, other[0].tokens("train")))
 
 
 def test_partial_last_batch_is_reported(fen_games, caplog: pytest.LogCaptureFixture) -> None:
@@ -137,11 +137,12 @@ def test_partial_last_batch_is_reported(fen_games, caplog: pytest.LogCaptureFixt
         ({"train_ratio": 0}, "train_ratio"),
         ({"batches": 0}, "batches must be >= 1"),
         ({"elo_tiers": ((2000, 1.0),)}, "min rating 0"),
+        ({"name": "tensors"}, "unknown config name 'tensors'"),
     ],
 )
 def test_config_validates_itself(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ChessposPositionsConfig(name="x", **kwargs)
+        ChessposPositionsConfig(**{"name": "default", **kwargs})
 
 
 def test_missing_data_path_fails_before_work(tmp_path: Path) -> None:

@@ -151,8 +151,8 @@ def assert_same_units(a: list[UnitResult], b: list[UnitResult]) -> None:
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert x.summary == y.summary
-        assert x.train.dtype == y.train.dtype == np.int8
-        assert np.array_equal(x.train, y.train) and np.array_equal(x.test, y.test)
+        assert x.train.schema == y.train.schema
+        assert x.train.equals(y.train) and x.test.equals(y.test)
 
 
 def unit_of(text: str) -> WorkUnit:

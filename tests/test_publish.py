@@ -76,7 +76,7 @@ def expected_rows(games: Path, batches: int) -> dict[str, np.ndarray]:
     """What the builder generates for the same options: the single source of truth."""
     builder = ChessposPositions(data_path=str(games), batches=batches, batch_size=BATCH_SIZE, sampling="all")
     produced = list(builder.generate_batches())
-    return {split: np.concatenate([getattr(b, split) for b in produced]) for split in ("train", "test")}
+    return {split: np.concatenate([b.tokens(split) for b in produced]) for split in ("train", "test")}
 
 
 def assert_matches_builder(loaded: dict[str, np.ndarray], features: dict, expected: dict[str, np.ndarray]) -> None:
