@@ -32,16 +32,17 @@ ROW_GROUP = 100
 # ----------------------------------------------------------------------------- releases
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real ``publish --dry-run`` release: 2 batches of 300 samples."""
+    """A real ``publish --dry-run`` release of 2 batches of 300 samples, in the default and history configs."""
     root = tmp_path_factory.mktemp("published")
     games = write_pgn(root / "games.pgn", legal_games(seed=8, n=60, fen_every=4))
     out = root / "release"
-    result = subprocess.run(
-        [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(out), "--data-path", str(games),
-         "--batches", "2", "--batch-size", "300", "--sampling", "all"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    for config in ("default", "history"):
+        result = subprocess.run(
+            [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(out), "--data-path", str(games),
+             "--batches", "2", "--batch-size", "300", "--sampling", "all", "--config-name", config],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
@@ -122,39 +123,56 @@ def row_ids(folder: Path, **kwargs: object) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- other readers
-def duckdb_columns(path: Path) -> dict[str, np.ndarray]:
-    rows = duckdb.sql(f"SELECT \"window\", scalars FROM read_parquet('{path}')").fetchall()
-    return {"window": np.array([r[0] for r in rows], dtype=np.int64), "scalars": np.array([r[1] for r in rows], dtype=np.int64)}
+def plain(value: object) -> object:
+    """Nested tuples (DuckDB's fixed-size arrays) as lists, so that every reader's rows compare alike."""
+    return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def polars_columns(path: Path) -> dict[str, np.ndarray]:
+def pyarrow_rows(path: Path) -> dict[str, list]:
+    """The reference: every column of a shard as pyarrow reads it, as Python values."""
+    table = pq.read_table(path)
+    return {name: plain(_pylist(table.column(name))) for name in table.column_names}
+
+
+def _pylist(column: pa.ChunkedArray) -> list:
+    values = column.combine_chunks()
+    return (values.storage if isinstance(values, pa.ExtensionArray) else values).to_pylist()
+
+
+def duckdb_rows(path: Path) -> dict[str, list]:
+    relation = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
+    rows = relation.fetchall()
+    return {name: [plain(row[i]) for row in rows] for i, name in enumerate(relation.columns)}
+
+
+def polars_rows(path: Path) -> dict[str, list]:
+    # Series.to_list, not to_arrow: polars exports the window's storage as large lists under the extension
+    # name, which pyarrow, once datasets has registered that extension type, reads with 32-bit list offsets.
     frame = polars.read_parquet(path)
-    # Not to_arrow(): polars exports the window's storage as large lists under the extension name, which
-    # pyarrow, once datasets has registered that extension type, reads with 32-bit list offsets.
-    return {"window": np.array(frame["window"].to_list(), dtype=np.int64), "scalars": frame["scalars"].to_numpy()}
+    return {name: plain(frame[name].to_list()) for name in frame.columns}
 
 
-def arrow_rs_columns(path: Path) -> dict[str, np.ndarray]:
+def arrow_rs_rows(path: Path) -> dict[str, list]:
     table = pa.table(arrow_rs_read_parquet(str(path)).read_all())  # decoded by arrow-rs, handed over by the C data interface
-    return {"window": flat(table.column("window"), 10, 69), "scalars": flat(table.column("scalars"), 3)}
+    return {name: plain(_pylist(table.column(name))) for name in table.column_names}
 
 
-READERS: dict[str, Callable[[Path], dict[str, np.ndarray]]] = {
-    f"duckdb {duckdb.__version__}": duckdb_columns,
-    f"polars {polars.__version__}": polars_columns,
-    "arrow-rs (arro3-io)": arrow_rs_columns,
+READERS: dict[str, Callable[[Path], dict[str, list]]] = {
+    f"duckdb {duckdb.__version__}": duckdb_rows,
+    f"polars {polars.__version__}": polars_rows,
+    "arrow-rs (arro3-io)": arrow_rs_rows,
 }
 
 
 @pytest.mark.parametrize("reader", READERS)
 def test_every_reader_reads_pyarrows_values(published: Path, reader: str) -> None:
     shards = sorted(published.rglob("*.parquet"))
-    assert len(shards) == 4
+    assert len(shards) == 8  # default and history, train and test, 2 batches
     for shard in shards:
-        expected, got = pyarrow_columns(shard), READERS[reader](shard)
-        assert got["window"].shape == expected["window"].shape and len(expected["window"]) > 0
-        np.testing.assert_array_equal(got["window"], expected["window"], err_msg=f"{reader}: {shard}")
-        np.testing.assert_array_equal(got["scalars"], expected["scalars"], err_msg=f"{reader}: {shard}")
+        expected, got = pyarrow_rows(shard), READERS[reader](shard)
+        assert list(got) == list(expected) and len(expected["window"]) > 0, shard
+        for name in expected:
+            assert got[name] == expected[name], f"{reader}: {shard}, column {name}"
 
 
 def test_duckdb_is_a_viewer_version() -> None:
@@ -174,6 +192,16 @@ def test_iter_batches_reads_a_published_release_like_pyarrow(published: Path) ->
         assert got["scalars"].dtype == np.int8 and got["scalars"].shape[1:] == (3,)
         for name in ("window", "scalars"):
             np.testing.assert_array_equal(got[name], np.concatenate([e[name] for e in expected]))
+
+
+def test_iter_batches_reads_every_column_of_the_history_config(published: Path) -> None:
+    expected: dict[str, list] = {}
+    for shard in sorted((published / "history" / "train").glob("*.parquet")):
+        for name, values in pyarrow_rows(shard).items():
+            expected.setdefault(name, []).extend(values)
+    got = concatenated(iter_batches(published, name="history", batch_size=100))
+    assert got["window"].dtype == np.int8 and got["ply"].dtype == np.int16 and got["fen"].dtype == object
+    assert {name: got[name].tolist() for name in got} == expected
 
 
 def test_rows_come_in_file_order_without_a_seed(grouped: Path) -> None:
