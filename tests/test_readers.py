@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -116,6 +115,14 @@ def pyarrow_columns(path: Path) -> dict[str, np.ndarray]:
 def concatenated(batches: Iterator[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     collected = list(batches)
     return {name: np.concatenate([b[name] for b in collected]) for name in collected[0]}
+
+
+def upload(hub: Hub, repo: str, folder: Path, **kwargs: object) -> HfApi:
+    """Create ``repo`` on the local Hub (if new) and upload ``folder`` to it with the real HfApi."""
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_repo(repo, repo_type="dataset", exist_ok=True)
+    api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=folder, **kwargs)
+    return api
 
 
 def row_ids(folder: Path, **kwargs: object) -> np.ndarray:
@@ -304,9 +311,7 @@ def test_breaking_out_early_exits_promptly(published: Path, hub: Hub, where: str
     source = str(published)
     if where == "hub":
         source = "user/reader-exit"
-        api = HfApi(endpoint=hub.url, token=TOKEN)
-        api.create_repo(source, repo_type="dataset", exist_ok=True)
-        api.upload_folder(repo_id=source, repo_type="dataset", folder_path=published)
+        upload(hub, source, published)
     result = subprocess.run([sys.executable, "-c", EARLY_EXIT, source], env={**hub.env(), "PYTHONPATH": str(REPO_ROOT)},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -316,9 +321,7 @@ def test_breaking_out_early_exits_promptly(published: Path, hub: Hub, where: str
 # ----------------------------------------------------------------------------- from the Hub
 def test_streams_row_groups_from_the_hub_with_range_requests(grouped: Path, hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = "user/reader-ranges"
-    api = HfApi(endpoint=hub.url, token=TOKEN)
-    api.create_repo(repo, repo_type="dataset")
-    api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=grouped)
+    upload(hub, repo, grouped)
     served: list[tuple[str, int, int]] = []
     handle = hub.server.handle
 
@@ -344,9 +347,7 @@ def test_streams_row_groups_from_the_hub_with_range_requests(grouped: Path, hub:
 
 def test_whole_split_from_the_hub_and_revision_pinning(grouped: Path, hub: Hub) -> None:
     repo = "user/reader-versions"
-    api = HfApi(endpoint=hub.url, token=TOKEN)
-    api.create_repo(repo, repo_type="dataset")
-    api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=grouped, allow_patterns=["train/batch_00[12].parquet"])
+    api = upload(hub, repo, grouped, allow_patterns=["train/batch_00[12].parquet"])
     api.create_tag(repo, tag="v1", repo_type="dataset")
     api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=grouped)
     first_two = ROWS_PER_FILE[0] + ROWS_PER_FILE[1]
@@ -366,9 +367,7 @@ def test_dataloader_workers_share_the_rows(grouped: Path, hub: Hub, where: str) 
     source = str(grouped)
     if where == "hub":
         source = "user/reader-dataloader"
-        api = HfApi(endpoint=hub.url, token=TOKEN)
-        api.create_repo(source, repo_type="dataset", exist_ok=True)
-        api.upload_folder(repo_id=source, repo_type="dataset", folder_path=grouped)
+        upload(hub, source, grouped)
 
     class Rows(torch.utils.data.IterableDataset):
         def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
