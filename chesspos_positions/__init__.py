@@ -13,6 +13,7 @@ from .encoding import (
 from .games import PositionRecord, Summary, extract_board, iter_position_records
 from .sampling import Sampling
 from .builder import ChessposPositions, ChessposPositionsConfig
+from .reader import iter_batches
 
 __all__ = [
     "SEQUENCE_LENGTH",
@@ -26,6 +27,7 @@ __all__ = [
     "decode_window",
     "encode_boards",
     "extract_board",
+    "iter_batches",
     "iter_position_records",
     "token_sequence_to_board",
     "tokens_to_fen",
