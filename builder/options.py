@@ -41,6 +41,7 @@ class PublishOptions:
     num_proc: int = 1
     dry_run: bool = False
     output_dir: str | None = None
+    overwrite: bool = False
     tag: str | None = None
     resume: bool = False
     private: bool = False
@@ -128,7 +129,7 @@ def load_yaml(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except OSError as error:
-        raise OptionsError(f"cannot read config file {path}: {error}") from error
+        raise OptionsError(f"cannot read config file {path}: {error.strerror or error}") from error
     except yaml.YAMLError as error:
         raise OptionsError(f"config file {path} is not valid YAML: {error}") from error
     if data is None:

@@ -16,7 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import hashlib
+import functools
 import itertools
 import logging
 import os
@@ -28,11 +28,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import fsspec
 from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, HfApi
-from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 from tqdm.auto import tqdm
 
@@ -41,13 +39,13 @@ from chesspos_positions.configs import CONFIG_NAMES, CONFIGS
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import Batch
 from chesspos_positions.sampling import SAMPLING_MODES
-from chesspos_positions.sources import glob_like, resolve_paths
+from chesspos_positions.sources import describe_file, glob_like, resolve_paths
 from chesspos_positions.timing import StageTimes
 
-from . import hub
+from . import failures, hub, output
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
-from .options import DEFAULT_OUTPUT_DIR, OptionsError, PublishOptions, resolve_options
+from .options import DEFAULT_OUTPUT_DIR, PublishOptions, resolve_options
 from .shards import SPLITS, Shard, shard_path, write_shard
 
 logger = logging.getLogger("builder.publish")
@@ -57,7 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m builder.publish",
         description="Build chess-position Parquet shards and a dataset card from raw games, and push them to the Hub.",
-        epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`.",
+        epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`. "
+               + failures.EXIT_CODES_HELP,
     )
     add = parser.add_argument
     add("--repo", help="dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)")
@@ -78,7 +77,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"processes for parsing and encoding, threads for writing (default {defaults.num_proc}); output does not depend on it")
     add("--dry-run", action="store_true", default=None, help="write shards and card locally only: no token, no network")
     add("--output-dir", help=f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; "
-                             "otherwise a temporary folder)")
+                             "otherwise a temporary folder); a folder holding other files is refused")
+    add("--overwrite", action="store_true", default=None,
+        help="write into --output-dir even if it holds files this tool did not write")
     add("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")
     add("--tag", help="tag of this release (default: the next vN)")
     add("--resume", action="store_true", default=None, help="continue an interrupted release: upload only what is missing")
@@ -117,14 +118,8 @@ def display_input(path: str) -> str:
 
 
 def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
-    """Size and sha256 of each raw input file, streamed."""
-    sources = []
-    for url in urls:
-        fs, path = fsspec.core.url_to_fs(url)
-        with fs.open(path, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        sources.append(SourceFile(display_name(url, inputs), digest, fs.size(path)))
-    return sources
+    """Size and sha256 of each raw input file, streamed; a truncated or corrupt file fails here."""
+    return [SourceFile(display_name(url, inputs), *describe_file(url)) for url in urls]
 
 
 def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
@@ -171,6 +166,7 @@ class Publisher:
         self.api: HfApi | None = None
         self.state = hub.RepoState(self.config.spec.folder)
         self.tag: str | None = options.tag
+        self.sources: list[SourceFile] = []
 
     def check_remote(self) -> None:
         """Authenticate and check the repo before any work, so a bad token or a conflict costs nothing."""
@@ -206,10 +202,14 @@ class Publisher:
 
     def run(self) -> int:
         options = self.options
+        if options.output_path is not None:
+            output.check_folder(options.output_path, options.overwrite)
         if not options.dry_run:
             self.check_remote()
         inputs = self.config.input_paths()
         urls = resolve_paths(inputs)  # an empty or missing data path fails here, before any work
+        # Checked whole before any work, so a truncated input stops the run before anything is pushed.
+        self.sources = describe_sources(urls, inputs)
         root = options.output_path
         scratch = None
         if root is None:
@@ -223,7 +223,7 @@ class Publisher:
 
     def _publish(self, root: Path, urls: list[str], inputs: list[str]) -> int:
         options, config = self.options, self.config
-        root.mkdir(parents=True, exist_ok=True)
+        output.claim_folder(root)
         # The builder's dataset cache is never filled here: publish only runs its generator.
         builder = ChessposPositions(cache_dir=tempfile.gettempdir(), config_name=config.name, **options.builder_kwargs())
         summary = Summary()
@@ -253,7 +253,7 @@ class Publisher:
                 head = new_head
         progress.close()
         if not shards:
-            raise PublishError(f"no positions were sampled from {', '.join(inputs)}: nothing to publish")
+            raise PublishError(failures.no_positions_message(inputs, summary, config.sampling))
 
         batches_done = len(shards) // 2
         clear_stale_shards(root, config.spec.folder, {s.path_in_repo for s in shards})
@@ -279,7 +279,7 @@ class Publisher:
                 pretty_name=options.pretty_name,
                 license=options.license,
                 parameters=card_parameters(options, inputs),
-                sources=describe_sources(urls, inputs),
+                sources=self.sources,
                 summary=summary,
                 shards=shards,
                 versions=versions,
@@ -288,11 +288,12 @@ class Publisher:
                 partial=partial,
             )
             card_path = root / "README.md"
-            build_card(release).save(card_path)
+            build_card(release).save(output.pending_path(card_path))
         if pushing:
             with self.stages.time("upload"):
-                head = self._push_card(card_path, head)
+                head = self._push_card(output.pending_path(card_path), head)
                 hub.create_tag(self.api, options.repo, self.tag, head)
+        output.complete(root, shards, card_path)
         self._report(root, shards, summary, partial)
         return 0
 
@@ -321,7 +322,7 @@ class Publisher:
         def write(batch: Batch, split: str) -> Shard:
             with self.stages.time("write"):
                 path = shard_path(config.spec, split, batch.index, config.batches)
-                return write_shard(getattr(batch, split), config.spec, root, path)
+                return output.write_pending(root, path, functools.partial(write_shard, getattr(batch, split), config.spec))
 
         batches = builder.generate_batches(num_proc, summary, self.stages)
         if num_proc == 1:
@@ -399,18 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("builder", "chesspos_positions"):
         logging.getLogger(name).setLevel(logging.INFO)
     args = parse_args(argv)
-    try:
-        options = resolve_options(args)
-        return Publisher(options).run()
-    except (OptionsError, PublishError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except HfHubHTTPError as error:
-        print(f"error: the Hub refused a request: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    return failures.run_reported(lambda: Publisher(resolve_options(args)).run())
 
 
 if __name__ == "__main__":

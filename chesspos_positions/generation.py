@@ -107,7 +107,7 @@ def encode_unit(
         summary.skipped[game.skip] += 1
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
             raw = game.raw
-            logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
+            logger.info("skipping game %d of %s (line %d): %s", raw.index + 1, raw.source, raw.line, game.error)
     result = UnitResult(splits[True].table(), splits[False].table(), summary)
     times.add({"sample and split": time.perf_counter() - sampling_started})
     result.seconds = dict(times.seconds)
