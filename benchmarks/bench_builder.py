@@ -49,7 +49,7 @@ def worker(kind: str, files: list[str], batch_size: int, cache: str) -> dict[str
     if kind == "naive":
         from datasets import Dataset
 
-        from chesspos_positions.examples import FEATURES
+        from chesspos_positions.configs import FEATURES
 
         rows = Dataset.from_generator(naive_rows, gen_kwargs={"files": files}, features=FEATURES, cache_dir=cache).num_rows
     else:

@@ -11,7 +11,7 @@ depends on the time or the machine, so the same inputs give the same card.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datasets import DatasetInfo, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
@@ -19,10 +19,10 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from chesspos_positions.encoding import VOCABULARY
-from chesspos_positions.examples import FEATURES
+from chesspos_positions.configs import CONFIG_NAMES, CONFIGS, Config
 from chesspos_positions.games import SKIP_REASONS, Summary
 
-from .shards import SPLITS, Shard
+from .shards import ROW_GROUP_SIZE, SPLITS, Shard
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ class Release:
     sources: list[SourceFile]
     summary: Summary
     shards: list[Shard]
-    versions: list[tuple[str, int]]  # (tag, batches), oldest first, this release last
+    versions: list[tuple[str, dict[str, int]]]  # (tag, config -> batches), oldest first, this release last
+    config: Config = CONFIGS["default"]  # the config this release built
+    other_configs: dict[str, DatasetInfo] = field(default_factory=dict)  # the repo's other configs, as their cards said
     partial: str | None = None  # a sentence if the input ran out before the last batch was full
 
 
@@ -60,7 +62,7 @@ def split_infos(shards: list[Shard]) -> SplitDict:
     """Exact per-split example and byte counts of the shards."""
     splits = SplitDict()
     for split in SPLITS:
-        own = [s for s in shards if s.path_in_repo.startswith(f"{split}/")]
+        own = [s for s in shards if s.split == split]
         splits.add(SplitInfo(name=split, num_examples=sum(s.num_examples for s in own), num_bytes=sum(s.num_bytes for s in own)))
     return splits
 
@@ -68,7 +70,15 @@ def split_infos(shards: list[Shard]) -> SplitDict:
 def card_data(release: Release) -> DatasetCardData:
     """The card's YAML front matter."""
     splits = split_infos(release.shards)
-    total = sum(info.num_examples for info in splits.values())
+    info = DatasetInfo(
+        features=release.config.features,
+        splits=splits,
+        download_size=sum(s.size for s in release.shards),
+        dataset_size=sum(info.num_bytes for info in splits.values()),
+    )
+    infos = {**release.other_configs, release.config.name: info}
+    infos = {name: infos[name] for name in CONFIG_NAMES if name in infos}
+    total = max(sum(split.num_examples for split in i.splits.values()) for i in infos.values())
     data = DatasetCardData(
         license=release.license,
         pretty_name=release.pretty_name,
@@ -77,15 +87,9 @@ def card_data(release: Release) -> DatasetCardData:
         size_categories=[size_category(total)],
     )
     MetadataConfigs(
-        {"default": {"data_files": [{"split": split, "path": f"{split}/*.parquet"} for split in SPLITS]}}
+        {name: {"data_files": [{"split": split, "path": CONFIGS[name].data_files(split)} for split in SPLITS]} for name in infos}
     ).to_dataset_card_data(data)
-    info = DatasetInfo(
-        features=FEATURES,
-        splits=splits,
-        download_size=sum(s.size for s in release.shards),
-        dataset_size=sum(info.num_bytes for info in splits.values()),
-    )
-    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    DatasetInfosDict(infos).to_dataset_card_data(data)
     return data
 
 
@@ -106,9 +110,9 @@ def card_body(release: Release) -> str:
             [
                 split,
                 info.num_examples,
-                sum(1 for s in release.shards if s.path_in_repo.startswith(f"{split}/")),
+                sum(1 for s in release.shards if s.split == split),
                 info.num_bytes,
-                sum(s.size for s in release.shards if s.path_in_repo.startswith(f"{split}/")),
+                sum(s.size for s in release.shards if s.split == split),
             ]
             for split, info in splits.items()
         ],
@@ -120,7 +124,21 @@ def card_body(release: Release) -> str:
         [["read", summary.games_read], ["kept", summary.games_kept]]
         + [[f"skipped: {reason} ({text})", summary.skipped.get(reason, 0)] for reason, text in SKIP_REASONS.items()],
     )
-    versions = _table(["tag", "batches"], [[f"`{tag}`", batches] for tag, batches in release.versions])
+    names = [name for name in CONFIG_NAMES if any(name in counts for _, counts in release.versions)]
+    versions = _table(
+        ["tag", *(f"`{name}` batches" for name in names)],
+        [[f"`{tag}`", *(counts.get(name, 0) for name in names)] for tag, counts in release.versions],
+    )
+    infos = card_data_infos(release)
+    configs = _table(
+        ["config", "shards", "train examples", "test examples", "content"],
+        [
+            [f"`{name}`", f"`{CONFIGS[name].data_files('{train,test}')}`",
+             info.splits["train"].num_examples, info.splits["test"].num_examples, CONFIGS[name].description]
+            for name, info in infos.items()
+        ],
+    )
+    schemas = "\n\n".join(SCHEMAS[name].replace("REPO", release.repo_id) for name in infos)
     latest = release.versions[-1][0]
     partial_note = f"\nNote: {release.partial}.\n" if release.partial else ""
     return f"""# {release.pretty_name}
@@ -129,6 +147,48 @@ Chess positions for machine learning, each encoded as 69 tokens. Built from raw
 game files with the `chesspos-positions` builder (GPL-3.0-or-later).
 
 ## Load
+
+The fast path for training loops (`pip install chesspos-positions`): int8
+numpy batches straight from the Parquet shards, streamed from the Hub row
+group by row group (HTTP range requests, nothing downloaded first).
+
+```python
+from chesspos_positions import iter_batches
+
+for batch in iter_batches("{release.repo_id}", split="train", batch_size=4096, revision="{latest}", seed=0, epoch=0):
+    window = batch["window"]      # numpy int8, shape (4096, 10, 69)
+    scalars = batch["scalars"]    # numpy int8, shape (4096, 3)
+```
+
+`name="history"` reads another config (see Configs): every column comes as a
+numpy array of its declared dtype, strings as `object` arrays.
+
+In a PyTorch `DataLoader`, each worker reads its own row groups; under DDP,
+pass each process's rank too. Across all ranks and workers every row comes
+exactly once per epoch, in an order drawn from `(seed, epoch)`:
+
+```python
+import torch
+import torch.distributed as dist
+from chesspos_positions import iter_batches
+
+class Positions(torch.utils.data.IterableDataset):
+    def __init__(self, epoch, rank=0, world_size=1):
+        self.epoch, self.rank, self.world_size = epoch, rank, world_size
+
+    def __iter__(self):
+        return iter_batches("{release.repo_id}", batch_size=4096, revision="{latest}", seed=0, epoch=self.epoch,
+                            rank=self.rank, world_size=self.world_size)
+
+loader = torch.utils.data.DataLoader(Positions(epoch=0), batch_size=None, num_workers=4)   # one process
+ddp = Positions(epoch=0, rank=dist.get_rank(), world_size=dist.get_world_size())              # under DDP
+loader = torch.utils.data.DataLoader(ddp, batch_size=None, num_workers=4)
+```
+
+Ranks' shares differ by at most one row group ({ROW_GROUP_SIZE:,} rows): under
+DDP, stop every rank at the shortest share (or use `Join`).
+
+With `datasets` alone:
 
 ```python
 from datasets import load_dataset
@@ -151,26 +211,26 @@ board = token_sequence_to_board(np.asarray(window[0], dtype=np.int8))
 print(board.fen())
 ```
 
-Reading fast: read batches of arrays, not examples (each example is 690 Python
-ints; about 2.6 k examples/s). Streaming, use
+Reading fast: example by example, `load_dataset` gives about 2 k samples/s
+(each example is 690 Python ints). `iter_batches` reads about 220 k samples/s
+from local shards, 0.9x raw `pyarrow` `iter_batches` on the same files. With
+`datasets`, read batches of arrays: streaming,
 `ds["train"].with_format("arrow").iter(batch_size=10_000)` and flatten the
-window column: `batch["window"].combine_chunks().storage.flatten().flatten().to_numpy().reshape(-1, 10, 69)`
-(about 140 k samples/s). Downloaded, use
+window column (about 190 k samples/s); downloaded,
 `load_dataset(...)["train"].with_format("numpy", dtype=np.int8)` and slice
-(about 250 k samples/s); plain `with_format("numpy")` widens tokens to `int64`.
-Reading the Parquet shards with `pyarrow` directly is as fast. `window[:, 0]`
-is the position: the 10 rows are copies.
+(about 350 k samples/s once cached); plain `with_format("numpy")` widens
+tokens to `int64`. `window[:, 0]` is the position: the 10 rows are copies.
+Every current reader opens the shards: DuckDB 1.x, pyarrow >= 14, polars, arrow-rs.
 
-## Schema
+## Configs
 
-| column | feature | content |
-|---|---|---|
-| `window` | `Array2D(shape=(10, 69), dtype="int8")` | 10 identical copies of the position's 69 tokens |
-| `scalars` | `Sequence(Value("int8"), length=3)` | reserved; all zeros in this release |
+Every config holds the same sampled positions, in the same order and split,
+when built from the same inputs, options and seed; they differ in what a row
+carries. Load one with `load_dataset("{release.repo_id}", "NAME", streaming=True)`.
 
-Windows repeat one position 10 times: the window mode is `repeat`. Later
-versions may fill windows with consecutive positions and `scalars` with values.
+{configs}
 
+{schemas}
 ## The encoding
 
 - indices 0-63: the squares in python-chess order (a1=0, b1=1, ... h8=63);
@@ -192,11 +252,13 @@ The target share of train games is `train_ratio`. Each batch `k` holds exactly
 `round(batch_size * train_ratio)` train rows and the rest as test rows;
 positions past a split's quota carry over into the next batch, and rows are
 shuffled inside each batch with the seed. Shards are `train/batch_NNN.parquet`
-and `test/batch_NNN.parquet`, one pair per batch.
+and `test/batch_NNN.parquet`, one pair per batch, in the config's folder.
+
+This release built config `{release.config.name}`:
 
 {counts}
 {partial_note}
-## Generation parameters
+## Generation parameters of `{release.config.name}`
 
 {parameters}
 
@@ -231,6 +293,51 @@ Each release is a git tag; earlier tags keep loading exactly what they held.
 
 {versions}
 """
+
+
+_DEFAULT_SCHEMA = """### `default`
+
+| column | feature | content |
+|---|---|---|
+| `window` | `Array2D(shape=(10, 69), dtype="int8")` | 10 identical copies of the position's 69 tokens |
+| `scalars` | `Sequence(Value("int8"), length=3)` | reserved; all zeros |
+
+`window[:, 0]` is the position: the 10 rows are copies."""
+
+_HISTORY_SCHEMA = """### `history`
+
+| column | feature | content |
+|---|---|---|
+| `window` | `Array2D(shape=(10, 69), dtype="int8")` | `window[i]` is the position `i` plies before this one, newest first (`window[0]` is the position, as in `default`); rows before the game's first position (ply 0: the standard start or the game's `FEN` tag) are all `16` (mask) |
+| `scalars` | `Sequence(Value("int8"), length=3)` | reserved; all zeros |
+| `game_id` | `Value("string")` | the game's `Site` URL when it has one, else the BLAKE2b hash of its text |
+| `ply` | `Value("int16")` | half-moves from the game's first position to this one (1 after the first move) |
+| `white_elo`, `black_elo` | `Value("int16")` | the ratings; null when unknown |
+| `result` | `Value("string")` | `1-0`, `0-1`, `1/2-1/2` or `*` |
+| `time_control` | `Value("string")` | the `TimeControl` tag; null when absent |
+| `eco` | `Value("string")` | the `ECO` tag; null when absent |
+| `fen` | `Value("string")` | the position's full FEN, as python-chess writes it: it keeps what the tokens drop, the en passant square (when a capture is legal) and the move counters |
+
+Decode a window and its tokens:
+
+```python
+import numpy as np
+from datasets import load_dataset
+from chesspos_positions import decode_window, tokens_to_fen
+
+row = next(iter(load_dataset("REPO", "history", split="train", streaming=True)))
+window = np.asarray(row["window"], dtype=np.int8)
+boards = decode_window(window)     # list of 10 chess.Board, None for mask rows
+print(tokens_to_fen(window[0]))    # the FEN the tokens hold: no en passant square, counters "0 1"
+print(row["fen"])                  # the full FEN
+```"""
+
+SCHEMAS = {"default": _DEFAULT_SCHEMA, "history": _HISTORY_SCHEMA}
+
+
+def card_data_infos(release: Release) -> dict[str, DatasetInfo]:
+    """Each config the card lists (its own and the repo's others), in config order, with its info."""
+    return DatasetInfosDict.from_dataset_card_data(card_data(release))
 
 
 def build_card(release: Release) -> DatasetCard:

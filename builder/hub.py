@@ -2,8 +2,12 @@
 """Talking to the Hugging Face Hub: authentication, repo state, commits, tags.
 
 Everything goes through the real :class:`huggingface_hub.HfApi`. Transient
-failures (429, 5xx, dropped connections) are retried with exponential
-backoff; every other error stops the run with the server's message.
+failures (408, 429, 5xx, dropped connections) are retried with exponential
+backoff: by huggingface_hub's ``http_backoff`` for the listings and file
+transfers, which it retries itself; here for the few calls it does not
+retry; and for commits by re-reading the head first, so that a commit that
+landed but whose answer was lost is not sent twice nor taken for a
+conflict. Every other error stops the run with the server's message.
 """
 
 from __future__ import annotations
@@ -11,14 +15,18 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from huggingface_hub import CommitOperationAdd, HfApi, get_token
+from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
+
+from .shards import file_sha256
 
 try:  # the HTTP client huggingface_hub is built on
     from httpx2 import TransportError
@@ -29,9 +37,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The statuses and the attempts of huggingface_hub's ``http_backoff``.
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+ATTEMPTS, BASE_DELAY, MAX_DELAY = 6, 1.0, 8.0
 LOGIN_HELP = "set HF_TOKEN, pass --token, or run `hf auth login`"
-_BATCH_SHARD = re.compile(r"^train/batch_(\d+)\.parquet$")
+_BATCH_SHARD = re.compile(r"^(?:(\w+)/)?train/batch_(\d+)\.parquet$")
 _VERSION_TAG = re.compile(r"^v(\d+)$")
 
 
@@ -39,27 +49,64 @@ class PublishError(Exception):
     """A publish run cannot go on; the message says why and what to do."""
 
 
+class RepoChangedError(PublishError):
+    """Another writer moved the repo's main branch while this run was publishing."""
+
+
+class HubUnreachable(ConnectionError):
+    """The Hub could not be reached, even after retries."""
+
+
 def status_of(error: HfHubHTTPError) -> int | None:
     return error.response.status_code if error.response is not None else None
 
 
-def with_retries(call: Callable[[], T], what: str, attempts: int = 5, base_delay: float = 1.0) -> T:
-    """Run ``call``, retrying transient HTTP failures with exponential backoff."""
-    for attempt in range(1, attempts + 1):
+def _transient(error: Exception) -> bool:
+    """Whether ``error`` is worth retrying: the failures ``http_backoff`` retries."""
+    if isinstance(error, HfHubHTTPError):
+        return status_of(error) in TRANSIENT_STATUS
+    return isinstance(error, TransportError)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before retry ``attempt`` (1-based): doubling, as ``http_backoff`` does."""
+    return min(BASE_DELAY * 2 ** (attempt - 1), MAX_DELAY)
+
+
+def with_retries(call: Callable[[], T], what: str, recheck: Callable[[], T | None] | None = None) -> T:
+    """Run an HfApi call, retrying transient failures with exponential backoff.
+
+    Only for the calls huggingface_hub sends without retrying (whoami, repo
+    info, refs, create_repo, tags, commits): its paginated listings and LFS
+    transfers already go through ``http_backoff``. A call that is not
+    idempotent needs ``recheck``: run before each retry, it returns the
+    result if the failed attempt did take effect (its answer was lost),
+    None to send the call again, or raises.
+
+    Raises:
+        HubUnreachable: if the Hub cannot be reached after the last retry.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
         try:
             return call()
-        except HfHubHTTPError as error:
-            if status_of(error) not in TRANSIENT_STATUS or attempt == attempts:
+        except (HfHubHTTPError, TransportError) as error:
+            if not _transient(error):
                 raise
-            reason = f"HTTP {status_of(error)}"
-        except TransportError as error:
-            if attempt == attempts:
+            if attempt == ATTEMPTS:
+                if isinstance(error, TransportError):
+                    raise HubUnreachable(f"cannot reach the Hub ({constants.ENDPOINT}) while {what}: {error}") from error
                 raise
-            reason = f"{type(error).__name__}: {error}"
-        delay = base_delay * 2 ** (attempt - 1)
-        logger.warning("%s failed (%s); retry %d/%d in %.0f s", what, reason, attempt, attempts - 1, delay)
-        time.sleep(delay)
+            logger.warning("%s failed (%s); retry %d/%d in %.0f s", what, _reason(error), attempt, ATTEMPTS - 1, _backoff(attempt))
+        time.sleep(_backoff(attempt))
+        if recheck is not None and (done := recheck()) is not None:
+            return done
     raise AssertionError("unreachable")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, HfHubHTTPError):
+        return f"HTTP {status_of(error)}"
+    return f"{type(error).__name__}: {error}"
 
 
 def authenticate(token: str | None) -> tuple[HfApi, str]:
@@ -83,43 +130,58 @@ def authenticate(token: str | None) -> tuple[HfApi, str]:
 
 @dataclass
 class RepoState:
-    """What a dataset repo's main branch holds."""
+    """What a dataset repo's main branch holds, seen from one config (its shard folder)."""
 
+    folder: str = ""  # the config's folder: "" for default, else "NAME/"
     head: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # path -> LFS sha256, or git blob id
-    tags: dict[str, int] = field(default_factory=dict)  # tag -> batches it holds
+    tag_files: dict[str, list[str]] = field(default_factory=dict)  # tag -> the paths it holds
 
     @property
     def batches(self) -> int:
-        return count_batches(self.files)
+        """The config's batches on the main branch."""
+        return count_batches(self.files)[self.folder]
+
+    @property
+    def tags(self) -> dict[str, int]:
+        """Tag -> the config's batches at that tag."""
+        return {tag: count_batches(files)[self.folder] for tag, files in self.tag_files.items()}
 
     @property
     def name_widths(self) -> set[int]:
-        """The digit counts of the batch numbers in the repo's shard names."""
-        return {len(m.group(1)) for p in self.files if (m := _BATCH_SHARD.match(p))}
+        """The digit counts of the batch numbers in the config's shard names."""
+        return {len(m.group(2)) for p in self.files if (m := _BATCH_SHARD.match(p)) and _folder(m) == self.folder}
 
 
-def count_batches(paths: object) -> int:
-    """The number of batches in a file listing: its highest ``train/batch_NNN``."""
-    numbers = [int(m.group(1)) for p in paths if (m := _BATCH_SHARD.match(str(p)))]
-    return max(numbers, default=0)
+def _folder(match: re.Match[str]) -> str:
+    return f"{match.group(1)}/" if match.group(1) else ""
 
 
-def read_state(api: HfApi, repo_id: str) -> RepoState:
-    """The main branch's head, files (with their hashes) and tags of ``repo_id``."""
+def count_batches(paths: object) -> Counter[str]:
+    """Config folder ("" for default) -> its batches in a file listing: its highest ``train/batch_NNN``."""
+    counts: Counter[str] = Counter()
+    for path in paths:
+        if match := _BATCH_SHARD.match(str(path)):
+            folder = _folder(match)
+            counts[folder] = max(counts[folder], int(match.group(2)))
+    return counts
+
+
+def read_state(api: HfApi, repo_id: str, folder: str = "") -> RepoState:
+    """The main branch's head, files (with their hashes) and tags of ``repo_id``, for the config in ``folder``."""
     try:
         info = with_retries(lambda: api.repo_info(repo_id, repo_type="dataset"), "reading the repo")
     except RepositoryNotFoundError:
-        return RepoState()
-    state = RepoState(head=info.sha)
-    tree = with_retries(lambda: list(api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=info.sha)), "listing files")
+        return RepoState(folder)
+    state = RepoState(folder, head=info.sha)
+    # Paginated listings are retried by huggingface_hub itself (http_backoff).
+    tree = api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=info.sha)
     for entry in tree:
         if isinstance(entry, RepoFile):
             state.files[entry.path] = entry.lfs.sha256 if entry.lfs else entry.blob_id
     refs = with_retries(lambda: api.list_repo_refs(repo_id, repo_type="dataset"), "listing tags")
     for tag in refs.tags:
-        files = with_retries(lambda: api.list_repo_files(repo_id, repo_type="dataset", revision=tag.target_commit), "listing a tag")
-        state.tags[tag.name] = count_batches(files)
+        state.tag_files[tag.name] = api.list_repo_files(repo_id, repo_type="dataset", revision=tag.target_commit)
     return state
 
 
@@ -142,30 +204,76 @@ def ensure_repo(api: HfApi, repo_id: str, private: bool) -> None:
 def commit(api: HfApi, repo_id: str, files: list[tuple[str, Path]], message: str, parent: str | None) -> str:
     """Commit ``files`` (path in repo, local path) on top of ``parent``; return the new head.
 
+    A commit is retried after a transient failure only once the head has been
+    read again: if main still is ``parent`` the commit did not land and is
+    sent again; if main holds exactly these files, it landed and only its
+    answer was lost; anything else is another writer.
+
     Raises:
-        PublishError: if main moved past ``parent``: another writer changed
+        RepoChangedError: if main moved past ``parent``: another writer changed
             the repo, and nothing of this commit was applied.
     """
     operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(local)) for path, local in files]
+
+    def landed() -> str | None:
+        head = head_commit(api, repo_id)
+        if head == parent:
+            return None
+        if _holds(api, repo_id, head, files):
+            logger.info("commit %r had landed; its answer was lost", message)
+            return head
+        raise _changed(repo_id, parent)
+
     try:
-        info = with_retries(
-            lambda: api.create_commit(
-                repo_id, operations, commit_message=message, repo_type="dataset", parent_commit=parent
-            ),
+        return with_retries(
+            lambda: api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset", parent_commit=parent).oid,
             f"commit {message!r}",
+            recheck=landed,
         )
     except HfHubHTTPError as error:
         if status_of(error) in (409, 412):
-            raise PublishError(
-                f"{repo_id} changed while publishing (its main branch is no longer {parent}): another writer? "
-                "Nothing was overwritten; check the repo, then rerun with --resume."
-            ) from error
+            raise _changed(repo_id, parent) from error
         raise
-    return info.oid
+
+
+def _changed(repo_id: str, parent: str | None) -> RepoChangedError:
+    return RepoChangedError(
+        f"{repo_id} changed while publishing (its main branch is no longer {parent}): another writer? "
+        "Nothing was overwritten; check the repo, then rerun with --resume."
+    )
+
+
+def _holds(api: HfApi, repo_id: str, revision: str, files: list[tuple[str, Path]]) -> bool:
+    """Whether ``revision`` holds each of ``files`` with the same content (LFS sha256 or git blob id)."""
+    entries = api.get_paths_info(repo_id, [path for path, _ in files], revision=revision, repo_type="dataset")
+    remote = {entry.path: entry for entry in entries if isinstance(entry, RepoFile)}
+    for path, local in files:
+        entry = remote.get(path)
+        if entry is None:
+            return False
+        same = entry.lfs.sha256 == file_sha256(local) if entry.lfs else entry.blob_id == git_hash(local.read_bytes())
+        if not same:
+            return False
+    return True
+
+
+def download_card(api: HfApi, repo_id: str, revision: str | None) -> str:
+    """Download the dataset card (``README.md``) at ``revision``; return its local path."""
+    return with_retries(
+        lambda: api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision), "reading the card"
+    )
 
 
 def create_tag(api: HfApi, repo_id: str, tag: str, revision: str) -> None:
-    with_retries(
-        lambda: api.create_tag(repo_id, tag=tag, revision=revision, repo_type="dataset", tag_message=f"Release {tag}"),
-        f"tagging {tag}",
-    )
+    """Tag ``revision``; a retry that finds the tag already there, on ``revision``, is a success."""
+    try:
+        with_retries(
+            lambda: api.create_tag(repo_id, tag=tag, revision=revision, repo_type="dataset", tag_message=f"Release {tag}"),
+            f"tagging {tag}",
+        )
+    except HfHubHTTPError as error:
+        if status_of(error) != 409:
+            raise
+        tags = {ref.name: ref.target_commit for ref in with_retries(lambda: api.list_repo_refs(repo_id, repo_type="dataset"), "listing tags").tags}
+        if tags.get(tag) != revision:
+            raise PublishError(f"tag {tag!r} appeared on {repo_id} while publishing: another writer? choose another --tag") from error

@@ -18,6 +18,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from chesspos_positions.builder import ChessposPositionsConfig
 from chesspos_positions.executors import EXECUTORS, SLURM_KEYS
 from chesspos_positions.units import UNIT_BYTES
+from chesspos_positions.configs import CONFIG_NAMES, ConfigName
 
 DEFAULT_OUTPUT_DIR = "out"
 
@@ -32,6 +33,7 @@ class PublishOptions:
 
     # The builder's settings default to the builder config's own defaults: one source.
     repo: str | None = None
+    config_name: ConfigName = "default"
     data_path: list[str] | None = None
     batches: int = ChessposPositionsConfig.batches
     batch_size: int = ChessposPositionsConfig.batch_size
@@ -41,6 +43,7 @@ class PublishOptions:
     num_proc: int = 1
     dry_run: bool = False
     output_dir: str | None = None
+    overwrite: bool = False
     tag: str | None = None
     resume: bool = False
     private: bool = False
@@ -55,14 +58,13 @@ class PublishOptions:
     ray_address: str = "auto"
     slurm: dict[str, Any] | None = None  # YAML only: SlurmPipelineExecutor options
     unit_bytes: int = UNIT_BYTES
-    # Sampling parameters and the window mode: YAML only, as rarely changed.
+    # Sampling parameters: YAML only, as rarely changed.
     elo_tiers: list[list[float]] | None = None
     min_base_time: int | None = ChessposPositionsConfig.min_base_time
     ply_full: int = ChessposPositionsConfig.ply_full
     ply_keep: float = ChessposPositionsConfig.ply_keep
     min_ply: int | None = ChessposPositionsConfig.min_ply
     max_ply: int | None = ChessposPositionsConfig.max_ply
-    window_mode: str = ChessposPositionsConfig.window_mode
 
     def builder_kwargs(self) -> dict[str, Any]:
         """The builder config fields these options set."""
@@ -78,7 +80,6 @@ class PublishOptions:
             "ply_keep": self.ply_keep,
             "min_ply": self.min_ply,
             "max_ply": self.max_ply,
-            "window_mode": self.window_mode,
         }
         if self.elo_tiers is not None:
             kwargs["elo_tiers"] = tuple(tuple(tier) for tier in self.elo_tiers)
@@ -86,7 +87,7 @@ class PublishOptions:
 
     def builder_config(self) -> ChessposPositionsConfig:
         """The builder config these options describe (validated by the config itself)."""
-        return ChessposPositionsConfig(name="default", **self.builder_kwargs())
+        return ChessposPositionsConfig(name=self.config_name, **self.builder_kwargs())
 
     @property
     def output_path(self) -> Path | None:
@@ -123,6 +124,10 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 for t in value):
             raise OptionsError(f"{origin}: elo_tiers must be a list of [min_rating, keep_probability] pairs, got {value!r}")
         return value
+    if name == "config_name":
+        if value not in CONFIG_NAMES:
+            raise OptionsError(f"{origin}: config_name must be one of {', '.join(CONFIG_NAMES)}, got {value!r}")
+        return value
     kind = annotation.split(" |")[0]
     accepted = _TYPES[kind]
     # bool is an int in Python; a YAML "true" for a count is still a mistake.
@@ -137,7 +142,7 @@ def load_yaml(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except OSError as error:
-        raise OptionsError(f"cannot read config file {path}: {error}") from error
+        raise OptionsError(f"cannot read config file {path}: {error.strerror or error}") from error
     except yaml.YAMLError as error:
         raise OptionsError(f"config file {path} is not valid YAML: {error}") from error
     if data is None:

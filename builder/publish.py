@@ -16,33 +16,33 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import logging
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import fsspec
-from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
+from datasets import DatasetInfo
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE
+from chesspos_positions.configs import CONFIG_NAMES, CONFIGS
 from chesspos_positions.executors import EXECUTORS, StagesError, StagesPending
 from chesspos_positions.games import Summary
 from chesspos_positions.sampling import SAMPLING_MODES
-from chesspos_positions.sources import glob_like, resolve_paths
+from chesspos_positions.sources import describe_file, glob_like, resolve_paths
 from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
-from . import hub
+from . import failures, hub, output
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
-from .options import DEFAULT_OUTPUT_DIR, OptionsError, PublishOptions, resolve_options
+from .options import DEFAULT_OUTPUT_DIR, PublishOptions, resolve_options
 from .shards import SPLITS, Shard, shard_path
 from .staged import build_shards
 
@@ -53,10 +53,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m builder.publish",
         description="Build chess-position Parquet shards and a dataset card from raw games, and push them to the Hub.",
-        epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`.",
+        epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`. "
+               + failures.EXIT_CODES_HELP,
     )
     add = parser.add_argument
     add("--repo", help="dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)")
+    add("--config-name", choices=CONFIG_NAMES,
+        help="the dataset config to build: 'default' (the position 10 times) or 'history' (the last 10 positions "
+             "and metadata, under history/); publishing one config never touches another's files")
     add("--data-path", nargs="+", metavar="PATH",
         help="raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
              "(default: the embedded self-play sample)")
@@ -71,7 +75,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"local processes running the stages (default {defaults.num_proc}); output does not depend on it")
     add("--dry-run", action="store_true", default=None, help="write shards and card locally only: no token, no network")
     add("--output-dir", help=f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; "
-                             "otherwise a temporary folder)")
+                             "otherwise a temporary folder); a folder holding other files is refused")
+    add("--overwrite", action="store_true", default=None,
+        help="write into --output-dir even if it holds files this tool did not write")
     add("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")
     add("--tag", help="tag of this release (default: the next vN)")
     add("--resume", action="store_true", default=None, help="continue an interrupted release: upload only what is missing")
@@ -119,14 +125,8 @@ def display_input(path: str) -> str:
 
 
 def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
-    """Size and sha256 of each raw input file, streamed."""
-    sources = []
-    for url in urls:
-        fs, path = fsspec.core.url_to_fs(url)
-        with fs.open(path, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        sources.append(SourceFile(display_name(url, inputs), digest, fs.size(path)))
-    return sources
+    """Size and sha256 of each raw input file, streamed; a truncated or corrupt file fails here."""
+    return [SourceFile(display_name(url, inputs), *describe_file(url)) for url in urls]
 
 
 def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
@@ -144,15 +144,21 @@ def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, obj
         "ply_keep": config.ply_keep,
         "min_ply": config.min_ply,
         "max_ply": config.max_ply,
-        "window_mode": config.window_mode,
+        "config_name": config.name,
     }
 
 
-def clear_stale_shards(root: Path, keep: set[str]) -> None:
-    """Remove shards an earlier run left in the output folder that this release does not hold."""
+def config_batches(paths: Iterable[str]) -> dict[str, int]:
+    """Config name -> its batches in a listing of release files."""
+    folders = {spec.folder: name for name, spec in CONFIGS.items()}
+    return {folders[folder]: n for folder, n in hub.count_batches(paths).items() if folder in folders}
+
+
+def clear_stale_shards(root: Path, folder: str, keep: set[str]) -> None:
+    """Remove shards an earlier run left in the config's folder of the output that this release does not hold."""
     for split in SPLITS:
-        for path in sorted((root / split).glob("batch_*.parquet")):
-            if f"{split}/{path.name}" not in keep:
+        for path in sorted((root / folder / split).glob("batch_*.parquet")):
+            if f"{folder}{split}/{path.name}" not in keep:
                 logger.info("removing stale shard %s", path)
                 path.unlink()
 
@@ -165,8 +171,9 @@ class Publisher:
         self.config = options.builder_config()
         self.stages = StageTimes()
         self.api: HfApi | None = None
-        self.state = hub.RepoState()
+        self.state = hub.RepoState(self.config.spec.folder)
         self.tag: str | None = options.tag
+        self.sources: list[SourceFile] = []
 
     def check_remote(self) -> None:
         """Authenticate and check the repo before any work, so a bad token or a conflict costs nothing."""
@@ -175,7 +182,7 @@ class Publisher:
         with self.stages.time("hub"):
             self.api, user = hub.authenticate(options.token)
             logger.info("authenticated as %s", user)
-            self.state = hub.read_state(self.api, options.repo)
+            self.state = hub.read_state(self.api, options.repo, self.config.spec.folder)
         state = self.state
         tagged = max(state.tags.values(), default=0)
         if state.batches > self.config.batches:
@@ -188,7 +195,7 @@ class Publisher:
                 f"{options.repo} holds {state.batches} batches but its newest tag covers {tagged}: "
                 "an earlier release was interrupted. Rerun it with --resume (same options)."
             )
-        width = len(Path(shard_path("train", 1, self.config.batches)).stem.removeprefix("batch_"))
+        width = len(Path(shard_path(self.config.spec, "train", 1, self.config.batches)).stem.removeprefix("batch_"))
         if state.name_widths - {width}:
             # Renaming batch_999 to batch_0999 would publish every earlier shard twice.
             raise PublishError(
@@ -202,10 +209,14 @@ class Publisher:
 
     def run(self) -> int:
         options = self.options
+        if options.output_path is not None:
+            output.check_folder(options.output_path, options.overwrite)
         if not options.dry_run:
             self.check_remote()
         inputs = self.config.input_paths()
         urls = resolve_paths(inputs)  # an empty or missing data path fails here, before any work
+        # Checked whole before any work, so a truncated input stops the run before anything is pushed.
+        self.sources = describe_sources(urls, inputs)
         root = options.output_path
         scratch = None
         if root is None:
@@ -218,8 +229,8 @@ class Publisher:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     def _publish(self, root: Path, urls: list[str], inputs: list[str]) -> int:
-        options = self.options
-        root.mkdir(parents=True, exist_ok=True)
+        options, config = self.options, self.config
+        output.claim_folder(root)
         uploaded = 0
         head = self.state.head
         pushing = self.api is not None
@@ -231,7 +242,7 @@ class Publisher:
         built = build_shards(options, root, self.stages)
         shards, summary, partial = built.shards, built.summary, built.partial
         if not shards:
-            raise PublishError(f"no positions were sampled from {', '.join(inputs)}: nothing to publish")
+            raise PublishError(failures.no_positions_message(inputs, summary, config.sampling))
         if pushing:
             for index in range(0, len(shards), len(SPLITS)):
                 pair = shards[index:index + len(SPLITS)]
@@ -241,34 +252,59 @@ class Publisher:
                 head = new_head
 
         batches_done = len(shards) // 2
-        clear_stale_shards(root, {s.path_in_repo for s in shards})
+        clear_stale_shards(root, config.spec.folder, {s.path_in_repo for s in shards})
         already = [tag for tag, n in self.state.tags.items() if n == batches_done]
         if pushing and uploaded == 0 and already:
             print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
             return 0
 
         with self.stages.time("card"):
-            versions = sorted(self.state.tags.items(), key=lambda item: (item[1], item[0]))
-            versions.append((self.tag or "v1", batches_done))
+            # The other configs the release holds keep their files and their card entries.
+            files = self.state.files if pushing else [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
+            held = {name for name, count in config_batches(files).items() if count and name != config.name}
+            previous = self._previous_card(root, head)
+            other_configs = {name: info for name, info in previous.items() if name in held}
+            counts = {**config_batches(files), config.name: batches_done}
+            versions = sorted(
+                ((tag, config_batches(paths)) for tag, paths in self.state.tag_files.items()),
+                key=lambda item: (sum(item[1].values()), item[0]),
+            )
+            versions.append((self.tag or "v1", {name: n for name, n in counts.items() if n}))
             release = Release(
                 repo_id=options.repo or "user/chesspos-positions",
                 pretty_name=options.pretty_name,
                 license=options.license,
                 parameters=card_parameters(options, inputs),
-                sources=describe_sources(urls, inputs),
+                sources=self.sources,
                 summary=summary,
                 shards=shards,
                 versions=versions,
+                config=config.spec,
+                other_configs=other_configs,
                 partial=partial,
             )
             card_path = root / "README.md"
-            build_card(release).save(card_path)
+            build_card(release).save(output.pending_path(card_path))
         if pushing:
             with self.stages.time("upload"):
-                head = self._push_card(card_path, head)
+                head = self._push_card(output.pending_path(card_path), head)
                 hub.create_tag(self.api, options.repo, self.tag, head)
+        output.complete(root, shards, card_path)
         self._report(root, shards, summary, partial)
         return 0
+
+    def _previous_card(self, root: Path, head: str | None) -> dict[str, DatasetInfo]:
+        """The config infos of the card this release replaces: the repo's, or the output folder's on a dry run."""
+        if self.api is None:
+            path = root / "README.md"
+            if not path.exists():
+                return {}
+        elif "README.md" in self.state.files:
+            with self.stages.time("hub"):
+                path = Path(hub.download_card(self.api, self.options.repo, head))
+        else:
+            return {}
+        return DatasetInfosDict.from_dataset_card_data(DatasetCard.load(path).data)
 
     def _push_batch(self, index: int, pair: list[Shard], head: str | None) -> str | None:
         """Commit one batch's shards unless the repo already holds them, byte for byte."""
@@ -283,7 +319,7 @@ class Publisher:
                 "these options and seed produce: it was published with other settings. Nothing was overwritten; "
                 "use the original options, or another repo."
             )
-        rows = {s.path_in_repo.split("/")[0]: s.num_examples for s in pair}
+        rows = {s.split: s.num_examples for s in pair}
         message = f"Add batch {index:03d} ({rows['train']} train, {rows['test']} test rows)"
         return hub.commit(self.api, options.repo, [(s.path_in_repo, s.local_path) for s in pair], message, head)
 
@@ -295,6 +331,7 @@ class Publisher:
     def _report(self, root: Path, shards: list[Shard], summary: Summary, partial: str | None) -> None:
         options = self.options
         counts = summary.as_dict()
+        name = "" if self.config.name == "default" else f", {self.config.name!r}"
         lines = [
             "",
             "chesspos-positions publish summary",
@@ -302,8 +339,11 @@ class Publisher:
         ]
         lines += [f"    skipped {reason}: {n}" for reason, n in counts["skipped"].items() if n]
         for split in SPLITS:
-            own = [s for s in shards if s.path_in_repo.startswith(f"{split}/")]
-            lines.append(f"  {split}: {sum(s.num_examples for s in own)} samples in {len(own)} shards, {sum(s.size for s in own)} bytes")
+            own = [s for s in shards if s.split == split]
+            lines.append(
+                f"  {self.config.spec.folder}{split}: {sum(s.num_examples for s in own)} samples in {len(own)} shards, "
+                f"{sum(s.size for s in own)} bytes"
+            )
         total = sum(s.num_examples for s in shards)
         size = sum(s.size for s in shards)
         lines.append(f"  written: {size} bytes, {size / max(total, 1):.1f} bytes/sample")
@@ -311,10 +351,10 @@ class Publisher:
             lines.append(f"  note: {partial}")
         if options.output_path is not None:
             lines.append(f"  local copy: {root.resolve()}")
-            lines.append(f"  load it: load_dataset({str(root)!r}, streaming=True)")
+            lines.append(f"  load it: load_dataset({str(root)!r}{name}, streaming=True)")
         if self.api is not None:
             lines.append(f"  pushed: {self.api.endpoint}/datasets/{options.repo} (tag {self.tag})")
-            lines.append(f"  load it: load_dataset({options.repo!r}, streaming=True, revision={self.tag!r})")
+            lines.append(f"  load it: load_dataset({options.repo!r}{name}, streaming=True, revision={self.tag!r})")
         if options.profile:
             lines.append("  stage timings (s; stages run in parallel add up their times):")
             lines += [f"    {stage}: {seconds:.2f}" for stage, seconds in self.stages.seconds.items()]
@@ -326,21 +366,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("builder", "chesspos_positions"):
         logging.getLogger(name).setLevel(logging.INFO)
     args = parse_args(argv)
-    try:
-        options = resolve_options(args)
-        return Publisher(options).run()
-    except StagesPending as pending:
-        print(str(pending))
-        return 0
-    except (OptionsError, PublishError, FileNotFoundError, WorkFolderError, StagesError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except HfHubHTTPError as error:
-        print(f"error: the Hub refused a request: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+
+    def work() -> int:
+        try:
+            return Publisher(resolve_options(args)).run()
+        except StagesPending as pending:  # Slurm jobs submitted with --no-wait: not a failure
+            print(str(pending))
+            return 0
+        except (WorkFolderError, StagesError) as error:
+            raise PublishError(str(error)) from error
+
+    return failures.run_reported(work)
 
 
 if __name__ == "__main__":

@@ -6,28 +6,43 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chesspos_positions.examples import columns_to_table, make_columns
+from chesspos_positions.configs import Config, examples_table
 
 SPLITS = ("train", "test")
 
 #: Rows per row group: about 7 MB uncompressed, so the dataset viewer and
-#: streaming readers reach the first rows without reading a whole shard.
+#: streaming readers reach the first rows without reading a whole shard, and
+#: ``iter_batches`` can hand 3 shards to 8 workers.
 ROW_GROUP_SIZE = 10_000
 
-#: The int8 token leaf of ``window``. Byte-stream-split groups the bytes of
-#: its values, which zstd then compresses far better (about 28 instead of 49
-#: bytes per sample); dictionaries only add size for 18 distinct tokens.
-_WINDOW_LEAF = "window.list.element.list.element"
+#: How every shard is written (the Parquet writer's properties; dictionaries
+#: are chosen per column by ``_dictionary_columns``); chosen by
+#: ``benchmarks/bench_shards.py``, whose trade-off table is in
+#: ``benchmarks/README.md``. PLAIN values under zstd level 6, so that every
+#: current reader opens the shards: byte-stream-split on the int8 (physical
+#: INT32) ``window`` leaf is refused by DuckDB 1.0-1.5 and pyarrow 14-15.
+#: Content-defined chunking is off: shards are immutable and shuffled, so it
+#: shared no chunk between releases and cost about 40 % of the write time.
+PARQUET_OPTIONS: Final[dict[str, Any]] = {
+    "compression": "zstd",
+    "compression_level": 6,
+    "write_page_index": True,
+    "use_content_defined_chunking": False,
+}
 
 
-def shard_path(split: str, index: int, batches: int) -> str:
-    """``{split}/batch_{index}.parquet``, 3 digits, more only past 999 batches."""
+def shard_path(config: Config, split: str, index: int, batches: int) -> str:
+    """``{folder}{split}/batch_{index}.parquet``, 3 digits, more only past 999 batches.
+
+    The folder is the config's (:attr:`Config.folder`): none for ``default``.
+    """
     width = max(3, len(str(batches)))
-    return f"{split}/batch_{index:0{width}d}.parquet"
+    return f"{config.folder}{split}/batch_{index:0{width}d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -41,32 +56,44 @@ class Shard:
     size: int  # file size
     sha256: str
 
+    @property
+    def split(self) -> str:
+        """``train`` or ``test``: the folder the shard sits in."""
+        return Path(self.path_in_repo).parent.name
 
-def write_shard(rows: pa.Table, window_mode: str, root: Path, path_in_repo: str) -> Shard:
+
+def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -> Shard:
     """Write the examples of ``rows`` (see :mod:`chesspos_positions.rows`) as one Parquet shard.
 
-    The schema is ``FEATURES.arrow_schema``, with its ``huggingface``
+    The schema is the config's features' Arrow schema, with its ``huggingface``
     metadata, so ``load_dataset`` restores the exact features. The file
     is deterministic: the same rows give the same bytes.
     """
-    table = columns_to_table(make_columns(rows, window_mode))
+    table = examples_table(rows, config)
     local_path = root / path_in_repo
     local_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pq.write_table(
-            table,
-            local_path,
-            row_group_size=ROW_GROUP_SIZE,
-            compression="zstd",
-            use_dictionary=["scalars.list.element"],
-            use_byte_stream_split=[_WINDOW_LEAF],
-            write_page_index=True,
-            use_content_defined_chunking=True,
-        )
+        with pq.ParquetWriter(local_path, table.schema, use_dictionary=_dictionary_columns(table), **PARQUET_OPTIONS) as writer:
+            # An empty split of a partial batch gets no row group at all:
+            # datasets cannot stream a row group of zero rows.
+            if table.num_rows:
+                writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
     except OSError as error:
         local_path.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
     return Shard(path_in_repo, local_path, table.num_rows, table.nbytes, local_path.stat().st_size, file_sha256(local_path))
+
+
+def _dictionary_columns(table: pa.Table) -> list[str]:
+    """The Parquet leaves worth a dictionary: all but the window and the FEN, which rarely repeat.
+
+    The window's 18 distinct tokens gain nothing from one: 98 instead of 33.5 bytes/sample.
+    """
+    def leaf(name: str) -> str:
+        kind = table.schema.field(name).type
+        return f"{name}.list.element" if pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) else name
+
+    return [leaf(name) for name in table.column_names if name not in ("window", "fen")]
 
 
 def file_sha256(path: Path) -> str:

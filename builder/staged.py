@@ -21,6 +21,7 @@ from pathlib import Path
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from chesspos_positions.configs import Config
 from chesspos_positions.executors import ExecutorSettings, Stage, run_stages
 from chesspos_positions.games import Summary
 from chesspos_positions.sources import resolve_paths
@@ -45,9 +46,9 @@ class WriteStep(PipelineStep):
     name = "write shards"
     type = "chesspos"
 
-    def __init__(self, job: Job, folder: WorkFolder, window_mode: str) -> None:
+    def __init__(self, job: Job, folder: WorkFolder, config: Config) -> None:
         super().__init__()
-        self.job, self.folder, self.window_mode = job, folder, window_mode
+        self.job, self.folder, self.config = job, folder, config
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         planned = {b.index: b for b in load_plan(self.folder).batches}.get(rank + 1)
@@ -55,8 +56,8 @@ class WriteStep(PipelineStep):
             return data
         with self.track_time("batch"):
             batch = assemble_batch(self.job, self.folder, planned)
-            shards = [write_shard(getattr(batch, split), self.window_mode, self.folder.root / "shards",
-                                  shard_path(split, batch.index, self.job.batches)) for split in SPLITS]
+            shards = [write_shard(getattr(batch, split), self.config, self.folder.root / "shards",
+                                  shard_path(self.config, split, batch.index, self.job.batches)) for split in SPLITS]
         write_json(_record(self.folder, batch.index), [{**asdict(s), "local_path": str(s.local_path)} for s in shards])
         self.stat_update("rows", value=sum(s.num_examples for s in shards))
         return data
@@ -78,7 +79,7 @@ class Built:
 def job_of(options: PublishOptions) -> Job:
     config = options.builder_config()
     return Job(tuple(resolve_paths(config.input_paths())), config.sampling_rules(), config.seed, config.train_ratio,
-               config.batches, config.batch_size, options.unit_bytes)
+               config.batches, config.batch_size, options.unit_bytes, config.spec.rows)
 
 
 @contextmanager
@@ -104,10 +105,11 @@ def build_shards(options: PublishOptions, root: Path, times: StageTimes) -> Buil
     """
     job = job_of(options)
     with work_folder(options) as folder:
-        folder.claim({**job.describe(), "window_mode": options.window_mode})
+        spec = options.builder_config().spec
+        folder.claim({**job.describe(), "config": spec.name})
         settings = ExecutorSettings(options.executor, folder.root, options.num_proc, options.slurm or {},  # type: ignore[arg-type]
                                     options.ray_address, wait=not options.no_wait)
-        stages = [*encode_and_plan(job, folder), Stage("write", WriteStep(job, folder, options.window_mode), job.batches)]
+        stages = [*encode_and_plan(job, folder), Stage("write", WriteStep(job, folder, spec), job.batches)]
         with times.time("build (encode, plan, write)"):
             run_stages(stages, settings)
         plan = load_plan(folder)
@@ -127,10 +129,16 @@ def build_shards(options: PublishOptions, root: Path, times: StageTimes) -> Buil
 
 
 def _place(source: Path, target: Path) -> None:
-    """Put a finished shard into the output folder: a hard link where possible, else a copy."""
+    """Put a finished shard into the output folder under its final name only once it is whole.
+
+    A hard link where possible (no copy), else a copy; either goes to a
+    temporary name first, so an interrupted run never leaves a partial shard.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.unlink(missing_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
     try:
-        os.link(source, target)
+        os.link(source, temporary)
     except OSError:
-        shutil.copyfile(source, target)
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)

@@ -5,12 +5,15 @@ from .encoding import (
     SEQUENCE_LENGTH,
     VOCABULARY,
     board_to_token_sequence,
+    decode_window,
     encode_boards,
     token_sequence_to_board,
+    tokens_to_fen,
 )
 from .games import PositionRecord, Summary, extract_board, iter_position_records
 from .sampling import Sampling
 from .builder import ChessposPositions, ChessposPositionsConfig
+from .reader import iter_batches
 
 __all__ = [
     "SEQUENCE_LENGTH",
@@ -21,8 +24,11 @@ __all__ = [
     "Sampling",
     "Summary",
     "board_to_token_sequence",
+    "decode_window",
     "encode_boards",
     "extract_board",
+    "iter_batches",
     "iter_position_records",
     "token_sequence_to_board",
+    "tokens_to_fen",
 ]

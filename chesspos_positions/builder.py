@@ -15,13 +15,12 @@ from importlib.resources import files
 from pathlib import Path
 
 import datasets
-import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 from datasets.builder import Key
 from datasets.download.streaming_download_manager import StreamingDownloadManager
 
-from .examples import FEATURES, WINDOW_MODES, make_columns
+from .configs import CONFIG_NAMES, CONFIGS, Config, examples_table
 from .games import Summary
 from .generation import Batch, generate_batches
 from .sampling import SAMPLING_MODES, Sampling
@@ -58,14 +57,16 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
             parameters below; "all" keeps every position of every standard game.
         elo_tiers, min_base_time, ply_full, ply_keep, min_ply, max_ply:
             the sampling parameters, see :class:`chesspos_positions.Sampling`.
-        window_mode (`str`, defaults to "repeat"): how ``window`` is filled;
-            "repeat" holds 10 copies of the position.
+
+    The config's ``name`` selects what rows hold (:data:`~.configs.CONFIGS`):
+    ``"default"`` (10 copies of the position) or ``"history"`` (the 10 last
+    positions, with metadata). Every config holds the same positions.
 
     Example:
 
     ```python
     >>> from chesspos_positions import ChessposPositions
-    >>> builder = ChessposPositions(data_path="games/", batches=1, batch_size=1000)
+    >>> builder = ChessposPositions(config_name="history", data_path="games/", batches=1, batch_size=1000)
     >>> builder.download_and_prepare()
     >>> ds = builder.as_dataset()
     ```
@@ -83,7 +84,6 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
     ply_keep: float = Sampling.ply_keep
     min_ply: int | None = None
     max_ply: int | None = None
-    window_mode: str = "repeat"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,9 +101,14 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if self.window_mode not in WINDOW_MODES:
-            raise ValueError(f"unknown window_mode {self.window_mode!r}; expected one of {WINDOW_MODES}")
+        if self.name not in CONFIGS:
+            raise ValueError(f"unknown config name {self.name!r}; expected one of {', '.join(CONFIG_NAMES)}")
         self.sampling_rules()  # validates the sampling parameters now, before any work
+
+    @property
+    def spec(self) -> Config:
+        """What this config's rows and examples are."""
+        return CONFIGS[self.name]
 
     def sampling_rules(self) -> Sampling:
         """The :class:`Sampling` these settings describe."""
@@ -121,11 +126,11 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
         return [EMBEDDED_SAMPLE]
 
 
-class ChessposPositions(datasets.GeneratorBasedBuilder):
+class ChessposPositions(datasets.ArrowBasedBuilder):
     """Chess positions as 69-token windows, in game-level train/test batches."""
 
     BUILDER_CONFIG_CLASS = ChessposPositionsConfig
-    BUILDER_CONFIGS = [ChessposPositionsConfig(name="default")]
+    BUILDER_CONFIGS = [ChessposPositionsConfig(name=name, description=CONFIGS[name].description) for name in CONFIG_NAMES]
     DEFAULT_CONFIG_NAME = "default"
     VERSION = datasets.Version("1.0.0")
     config: ChessposPositionsConfig
@@ -139,7 +144,7 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description="Chess positions encoded as 69 tokens, in windows of 10, with game-level splits.",
-            features=FEATURES,
+            features=self.config.spec.features,
         )
 
     def generate_batches(
@@ -162,7 +167,7 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
         """
         cfg = self.config
         job = Job(tuple(resolve_paths(cfg.input_paths())), cfg.sampling_rules(), cfg.seed, cfg.train_ratio,
-                  cfg.batches, cfg.batch_size, unit_bytes)
+                  cfg.batches, cfg.batch_size, unit_bytes, cfg.spec.rows)
         if num_proc > 1:
             yield from staged_batches(job, num_proc, summary, times)
             return
@@ -174,6 +179,7 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
             batch_size=job.batch_size,
             train_ratio=job.train_ratio,
             unit_bytes=unit_bytes,
+            kind=job.kind,
             summary=summary,
             times=times,
         )
@@ -224,8 +230,7 @@ class ChessposPositions(datasets.GeneratorBasedBuilder):
             if batch.index >= max(wanted):
                 return
 
-    def _generate_examples(self, split: str, batch_ids: list[int]) -> Iterator[tuple[Key, dict[str, np.ndarray]]]:
+    def _generate_tables(self, split: str, batch_ids: list[int]) -> Iterator[tuple[Key, pa.Table]]:
+        # The same tables the published shards hold: one code path.
         for index, rows in self._batches(split, batch_ids):
-            columns = make_columns(rows, self.config.window_mode)
-            for row, (window, scalars) in enumerate(zip(columns["window"], columns["scalars"])):
-                yield Key(index, row), {"window": window, "scalars": scalars}
+            yield Key(index, 0), examples_table(rows, self.config.spec)

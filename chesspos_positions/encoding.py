@@ -33,44 +33,52 @@ BLACK_TO_MOVE: Final = 30
 CASTLING_NOT_HELD: Final = 31
 CASTLING_HELD: Final = 32
 
-#: Token -> meaning. The dataset card prints this table; never renumber it.
+#: The one table of piece tokens: token -> piece. The encoder, the decoders
+#: and the native path all derive their lookups from it.
+TOKEN_PIECES: Final[dict[int, chess.Piece]] = {
+    17: chess.Piece(chess.PAWN, chess.WHITE),
+    18: chess.Piece(chess.KNIGHT, chess.WHITE),
+    19: chess.Piece(chess.BISHOP, chess.WHITE),
+    20: chess.Piece(chess.ROOK, chess.WHITE),
+    21: chess.Piece(chess.QUEEN, chess.WHITE),
+    22: chess.Piece(chess.KING, chess.WHITE),
+    23: chess.Piece(chess.PAWN, chess.BLACK),
+    24: chess.Piece(chess.KNIGHT, chess.BLACK),
+    25: chess.Piece(chess.BISHOP, chess.BLACK),
+    26: chess.Piece(chess.ROOK, chess.BLACK),
+    27: chess.Piece(chess.QUEEN, chess.BLACK),
+    28: chess.Piece(chess.KING, chess.BLACK),
+}
+
+#: Token -> meaning: every token of the vocabulary. The dataset card prints
+#: this table; never renumber it.
 VOCABULARY: Final[dict[int, str]] = {
     EMPTY: "empty square",
-    MASK: "mask (reserved for padding; never produced by the encoder)",
-    17: "white pawn (P)",
-    18: "white knight (N)",
-    19: "white bishop (B)",
-    20: "white rook (R)",
-    21: "white queen (Q)",
-    22: "white king (K)",
-    23: "black pawn (p)",
-    24: "black knight (n)",
-    25: "black bishop (b)",
-    26: "black rook (r)",
-    27: "black queen (q)",
-    28: "black king (k)",
+    MASK: "mask (padding before a game's first position in history windows)",
+    **{
+        token: f"{chess.COLOR_NAMES[piece.color]} {chess.PIECE_NAMES[piece.piece_type]} ({piece.symbol()})"
+        for token, piece in TOKEN_PIECES.items()
+    },
     WHITE_TO_MOVE: "white to move",
     BLACK_TO_MOVE: "black to move",
     CASTLING_NOT_HELD: "castling right not held",
     CASTLING_HELD: "castling right held",
 }
 
-# Piece tokens follow python-chess piece types (PAWN=1 ... KING=6).
-_WHITE_PIECE_BASE: Final = 16
-_BLACK_PIECE_BASE: Final = 22
-
 #: The rook squares whose bits in ``Board.castling_rights`` mean, in token
 #: order: White kingside, White queenside, Black kingside, Black queenside.
 CASTLING_SQUARES: Final = (chess.H1, chess.A1, chess.H8, chess.A8)
 _CASTLING_MASKS: Final = np.array([chess.BB_SQUARES[sq] for sq in CASTLING_SQUARES], dtype=np.uint64)
 
-_SQUARE_TOKENS: Final = frozenset({EMPTY, *range(17, 29)})
+#: ``_PIECE_LOOKUP[is_white, piece_type]``: the square's token (piece type 0: empty).
+_PIECE_LOOKUP: Final = np.full((2, 7), EMPTY, dtype=np.int8)
+for _token, _piece in TOKEN_PIECES.items():
+    _PIECE_LOOKUP[int(_piece.color), _piece.piece_type] = _token
 
 
 def piece_token(piece: chess.Piece) -> int:
     """Return the token of ``piece`` (17-22 white P..K, 23-28 black p..k)."""
-    base = _WHITE_PIECE_BASE if piece.color == chess.WHITE else _BLACK_PIECE_BASE
-    return base + piece.piece_type
+    return int(_PIECE_LOOKUP[int(piece.color), piece.piece_type])
 
 
 def board_to_token_sequence(board: chess.Board) -> np.ndarray:
@@ -117,12 +125,10 @@ def encode_bitboards(
         np.ascontiguousarray(white, dtype="<u8").view(np.uint8).reshape(n, 8), axis=1, bitorder="little"
     )
     # Exactly one piece bit is set on an occupied square, so a weighted sum
-    # picks its piece type (1..6); colour then shifts it into its token range.
+    # picks its piece type (1..6, 0 for empty); colour and type index the table.
     weights = np.arange(1, 7, dtype=np.uint8)
     piece_type = np.einsum("nks,k->ns", bits, weights, dtype=np.uint8)
-    occupied = piece_type > 0
-    base = np.where(white_bits.astype(bool), _WHITE_PIECE_BASE, _BLACK_PIECE_BASE).astype(np.int8)
-    squares = np.where(occupied, base + piece_type.astype(np.int8), np.int8(EMPTY))
+    squares = _PIECE_LOOKUP[white_bits, piece_type]
 
     tokens = np.empty((n, SEQUENCE_LENGTH), dtype=np.int8)
     tokens[:, :64] = squares
@@ -178,12 +184,11 @@ def token_sequence_to_board(tokens: np.ndarray) -> chess.Board:
     board = chess.Board.empty()
     for square in range(64):
         token = int(array[square])
-        if token not in _SQUARE_TOKENS:
-            raise ValueError(f"token {token} at square index {square} is not a square token")
         if token != EMPTY:
-            color = chess.WHITE if token < _BLACK_PIECE_BASE + 1 else chess.BLACK
-            base = _WHITE_PIECE_BASE if color == chess.WHITE else _BLACK_PIECE_BASE
-            board.set_piece_at(square, chess.Piece(token - base, color))
+            piece = TOKEN_PIECES.get(token)
+            if piece is None:
+                raise ValueError(f"token {token} at square index {square} is not a square token")
+            board.set_piece_at(square, piece)
 
     side = int(array[SIDE_TO_MOVE_INDEX])
     if side not in (WHITE_TO_MOVE, BLACK_TO_MOVE):
@@ -199,3 +204,32 @@ def token_sequence_to_board(tokens: np.ndarray) -> chess.Board:
             rights |= chess.BB_SQUARES[square]
     board.castling_rights = rights
     return board
+
+
+def tokens_to_fen(tokens: np.ndarray) -> str:
+    """The FEN of 69 tokens: pieces, side to move and castling rights.
+
+    The tokens hold no en passant square and no move counters, so the FEN has
+    ``-`` and ``0 1`` there; the ``history`` config's ``fen`` column has them.
+
+    Raises:
+        ValueError: as :func:`token_sequence_to_board`.
+    """
+    return token_sequence_to_board(tokens).fen()
+
+
+def decode_window(window: np.ndarray) -> list[chess.Board | None]:
+    """Decode a window of positions: one board per row, None for a mask row.
+
+    Args:
+        window: ``(rows, 69)`` tokens, such as a ``window`` of the dataset
+            (``window[0]`` is the position, ``window[i]`` ``i`` plies earlier
+            in the ``history`` config).
+
+    Raises:
+        ValueError: if a row is neither all mask tokens nor a valid position.
+    """
+    array = np.asarray(window)
+    if array.ndim != 2 or array.shape[1] != SEQUENCE_LENGTH:
+        raise ValueError(f"expected a window of shape (rows, {SEQUENCE_LENGTH}), got shape {array.shape}")
+    return [None if (row == MASK).all() else token_sequence_to_board(row) for row in array]

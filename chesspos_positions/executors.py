@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,13 +30,6 @@ EXECUTORS: Final = get_args(ExecutorKind)
 
 #: The keys of a config file's ``slurm:`` section, with datatrove's names and meanings.
 SLURM_KEYS: Final = ("partition", "time", "cpus_per_task", "mem_per_cpu_gb", "venv_path", "env_command", "sbatch_args")
-
-
-#: How local workers start. datatrove's default, forkserver, makes each worker
-#: import the project (datasets, pyarrow) again: seconds per stage, more than a
-#: small build's work. Forked workers share the parent's imports; the parent
-#: runs no threads of its own while stages run (as for datasets' own num_proc).
-_START_METHOD: Final = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 class StagesError(RuntimeError):
@@ -126,7 +118,7 @@ def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
         size = min(size, stage.tasks - start)
         executor = LocalPipelineExecutor(pipeline=[stage.step], tasks=stage.tasks, workers=min(settings.num_proc, size),
                                          logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
-                                         local_rank_offset=start, start_method=_START_METHOD)
+                                         local_rank_offset=start)
         _run_checked(stage, executor, settings, range(start, start + size))
         start, size = start + size, 2 * size
 
@@ -139,7 +131,7 @@ def logging_dir(settings: ExecutorSettings, stage: Stage) -> Path:
 def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecutor | None = None) -> PipelineExecutor:
     common: dict[str, Any] = {"pipeline": [stage.step], "tasks": stage.tasks, "logging_dir": str(logging_dir(settings, stage))}
     if settings.kind == "local":
-        return LocalPipelineExecutor(workers=min(settings.num_proc, stage.tasks), start_method=_START_METHOD, **common)
+        return LocalPipelineExecutor(workers=min(settings.num_proc, stage.tasks), **common)
     if settings.kind == "ray":
         try:
             import ray

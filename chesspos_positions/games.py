@@ -106,6 +106,12 @@ def game_digest(raw: RawGame) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
+def game_id(game: ParsedGame) -> str:
+    """A game's id: its ``Site`` tag when that is a URL (Lichess: the game's page), else its digest in hex."""
+    site = game.headers.get("Site", "").strip()
+    return site if "://" in site else game.digest.hex()
+
+
 def starting_board(headers: dict[str, str]) -> chess.Board:
     """The board a game starts from: its ``FEN`` tag, or the standard start.
 

@@ -30,8 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import rows as rows_
-from .encoding import SEQUENCE_LENGTH
-from .games import Summary, replay_tokens, sample_plies, start_game
+from .games import Summary, game_id, replay_tokens, sample_plies, start_game, starting_board
 from .sampling import Sampling
 from .sources import RawGame
 from .units import UNIT_BYTES, WorkItem, read_chunks
@@ -89,8 +88,10 @@ def is_train_game(digest: bytes, train_ratio: float) -> bool:
     return int.from_bytes(digest[8:16], "little") / 2**64 < train_ratio
 
 
-def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float) -> UnitResult:
-    """Parse, sample, encode and split the games of one unit (pure)."""
+def encode_unit(
+    unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: float, kind: rows_.RowKind = "position"
+) -> UnitResult:
+    """Parse, sample, encode and split the games of one unit (pure); ``kind`` says what rows hold."""
     times = StageTimes()
     with times.time("parse tags"):
         started = [start_game(raw, sampling, seed) for raw in unit.games]
@@ -100,7 +101,7 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
         replays = iter(replay_tokens([game for game, _ in started if game.skip is None]))
     sampling_started = time.perf_counter()
     summary = Summary()
-    positions: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    splits = {True: rows_.RowCollector(kind), False: rows_.RowCollector(kind)}
     for game, rng in started:
         summary.games_read += 1
         if game.skip is None:
@@ -109,21 +110,17 @@ def encode_unit(unit: WorkUnit, sampling: Sampling, seed: int, train_ratio: floa
             if game.skip is None:
                 summary.games_kept += 1
                 summary.positions += len(chosen)
-                # (With every ply kept, the tokens need no copy: _stack copies them.)
-                positions[is_train_game(game.digest, train_ratio)].append(tokens if rng is None else tokens[chosen])
+                start = starting_board(game.headers) if "FEN" in game.headers else None
+                splits[is_train_game(game.digest, train_ratio)].add(game.headers, game_id(game), start, tokens, chosen)
                 continue
         summary.skipped[game.skip] += 1
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
             raw = game.raw
-            logger.info("skipping game %d of %s (line %d): %s", raw.index, raw.source, raw.line, game.error)
-    result = UnitResult(rows_.from_tokens(_stack(positions[True])), rows_.from_tokens(_stack(positions[False])), summary)
+            logger.info("skipping game %d of %s (line %d): %s", raw.index + 1, raw.source, raw.line, game.error)
+    result = UnitResult(splits[True].table(), splits[False].table(), summary)
     times.add({"sample and split": time.perf_counter() - sampling_started})
     result.seconds = dict(times.seconds)
     return result
-
-
-def _stack(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.empty((0, SEQUENCE_LENGTH), dtype=np.int8)
 
 
 def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
@@ -160,7 +157,7 @@ def quotas(batch_size: int, train_ratio: float) -> dict[str, int]:
 def shuffle_rows(rows: pa.Table, seed: int, index: int, split_id: int) -> pa.Table:
     """The rows of batch ``index``'s split ``split_id`` (0 train, 1 test) in their shuffled order."""
     rng = np.random.default_rng([seed, index, split_id])
-    return rows.take(rng.permutation(rows.num_rows))
+    return rows_.take(rows, rng.permutation(rows.num_rows))
 
 
 @dataclass
@@ -241,16 +238,18 @@ def generate_batches(
     batch_size: int,
     train_ratio: float,
     unit_bytes: int = UNIT_BYTES,
+    kind: rows_.RowKind = "position",
     summary: Summary | None = None,
     times: StageTimes | None = None,
 ) -> Iterator[Batch]:
     """The sequential pipeline, in this process: files -> work units -> encoded unit results -> batches.
 
-    It reads only as far as the batches need. ``summary``, if given, receives
-    the counts of the games actually consumed; ``times``, the seconds spent
-    per stage. :mod:`.steps` computes the same batches in stages, for executors.
+    ``kind`` says what the rows hold (see :mod:`.rows`); the positions and their order do not
+    depend on it. It reads only as far as the batches need. ``summary``, if given, receives
+    the counts of the games actually consumed; ``times``, the seconds spent per stage.
+    :mod:`.steps` computes the same batches in stages, for executors.
     """
     times = times if times is not None else StageTimes()
     assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary(), times)
-    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio)
+    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio, kind=kind)
     yield from assembler.assemble(map(work, _timed(iter_work_units(urls, unit_bytes=unit_bytes), times)))

@@ -3,27 +3,30 @@
 
 Files are opened through fsspec, so a path may be local or any fsspec URL
 (``https://``, ``hf://``, ``s3://`` ...). Compression is inferred from the
-suffix and decompressed as a stream; no file is ever held whole.
+suffix and decompressed as a stream; no file is ever held whole, and a
+stream cut short (an interrupted download) is an error, not a shorter file.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import posixpath
 import re
+import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import aiohttp
 import fsspec
-import zstandard
+import fsspec.utils
+from datasets.data_files import resolve_pattern
 
-#: Suffixes of the raw game files we read, with their fsspec compression.
-PGN_SUFFIXES: dict[str, str | None] = {
-    ".pgn": None,
-    ".pgn.zst": "zstd",
-    ".pgn.bz2": "bz2",
-    ".pgn.gz": "gzip",
-}
+#: Suffixes of the raw game files we read. fsspec infers each one's
+#: compression from its last suffix (``compression="infer"``).
+PGN_SUFFIXES = (".pgn", ".pgn.zst", ".pgn.bz2", ".pgn.gz")
 
 _TAG_LINE = re.compile(r'^\s*\[\s*([A-Za-z0-9][A-Za-z0-9_+#=:-]*)\s+"((?:[^"\\]|\\.)*)"\s*\]\s*$')
 
@@ -33,24 +36,54 @@ def is_pgn_path(path: str) -> bool:
     return any(path.lower().endswith(suffix) for suffix in PGN_SUFFIXES)
 
 
-def compression_of(path: str) -> str | None:
-    """The fsspec compression name for ``path`` (None for plain PGN)."""
-    lowered = path.lower()
-    for suffix, compression in PGN_SUFFIXES.items():
-        if compression and lowered.endswith(suffix):
-            return compression
-    return None
-
-
 PathLike = str | os.PathLike[str]
+
+try:  # the HTTP client huggingface_hub (hf://) is built on
+    from httpx2 import HTTPError as _HubHTTPError
+except ImportError:  # pragma: no cover - older huggingface_hub releases
+    from httpx import HTTPError as _HubHTTPError
+if sys.version_info >= (3, 14):  # what fsspec reads .zst files with, so what it raises
+    from compression.zstd import ZstdError
+else:
+    from backports.zstd import ZstdError
+
+#: What decompressors raise on a cut or damaged stream (bz2 raises a plain OSError).
+_CORRUPT: tuple[type[Exception], ...] = (EOFError, ZstdError, zlib.error, gzip.BadGzipFile)
+#: What reaching a remote input can raise besides OSError: aiohttp (https://)
+#: and httpx (hf://) errors that are not OSError subclasses.
+_NETWORK_ERRORS: tuple[type[Exception], ...] = (_HubHTTPError, aiohttp.ClientError)
+
+
+class InputError(OSError):
+    """An input file cannot be used: it is unreadable, truncated or corrupt. The message names it."""
+
+
+class InputUnreachable(ConnectionError):
+    """A remote input cannot be reached (network failure, server error). The message names the URL."""
+
+
+def _failure(path: str, error: BaseException) -> OSError:
+    """The error to raise for ``error`` met while using input ``path``: one line, naming the path."""
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, FileNotFoundError):
+        return FileNotFoundError(f"input {path!r} does not exist ({detail})")
+    if isinstance(error, _CORRUPT):
+        return InputError(f"input file {path!r} is truncated or corrupt: {detail}")
+    if "://" in path and not path.startswith("file://"):
+        return InputUnreachable(f"cannot reach input {path!r}: {type(error).__name__}: {detail}")
+    return InputError(f"cannot read input file {path!r}: {detail}")
 
 
 def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
     """Expand files, directories (recursively) and globs into sorted PGN URLs.
 
+    Patterns are resolved by ``datasets``' data-files resolution, as for
+    ``load_dataset(data_files=...)``: hidden files and folders are left out
+    unless named. Local files keep plain paths.
+
     Raises:
-        FileNotFoundError: if a path matches nothing, or if all paths together
-            hold no PGN file; the message names the path.
+        FileNotFoundError: if a path matches nothing, or no PGN file; the message names the path.
+        InputUnreachable: if a remote path cannot be reached; the message names it.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -59,22 +92,22 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
         raise FileNotFoundError("no data path given: pass at least one PGN file, directory or glob")
     found: set[str] = set()
     for path in paths:
-        fs, root = fsspec.core.url_to_fs(path)
-        if fs.isdir(root):
-            matches = [p for p in fs.find(root) if is_pgn_path(p)]
-            if not matches:
-                raise FileNotFoundError(
-                    f"no PGN files ({', '.join(PGN_SUFFIXES)}) under directory {path!r}"
-                )
-        elif fs.isfile(root):
-            matches = [root]
-        else:
-            matches = [p for p in fs.glob(root) if is_pgn_path(p) and fs.isfile(p)] if glob_like(root) else []
-            if not matches:
-                raise FileNotFoundError(f"data path {path!r} does not exist or matches no PGN file")
-        # Local files keep plain paths: they read better in messages and cards.
-        local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-        found.update(posixpath.normpath(p) if local else fs.unstrip_protocol(p) for p in matches)
+        try:
+            fs, root = fsspec.core.url_to_fs(path)
+            is_dir = fs.isdir(root)
+            pattern = posixpath.join(path, "**") if is_dir else path
+            try:
+                matches = resolve_pattern(pattern, base_path=os.getcwd(), allowed_extensions=[".pgn"])
+            except FileNotFoundError:
+                matches = []
+        except (OSError, *_NETWORK_ERRORS) as error:
+            raise _failure(path, error) from error
+        matches = [m for m in matches if is_pgn_path(m)]
+        if not matches and is_dir:
+            raise FileNotFoundError(f"no PGN files ({', '.join(PGN_SUFFIXES)}) under input directory {path!r}")
+        if not matches:
+            raise FileNotFoundError(f"input {path!r} does not exist or matches no PGN file ({', '.join(PGN_SUFFIXES)})")
+        found.update(posixpath.normpath(m) if "://" not in m else m for m in matches)
     return sorted(found)
 
 
@@ -94,6 +127,45 @@ def _decode_line(raw: bytes) -> str:
     return line.rstrip("\r")
 
 
+def iter_blocks(url: str) -> Iterator[bytes]:
+    """Stream the decompressed bytes of an input file, in blocks of up to 1 MiB.
+
+    The compression is inferred from the suffix (``.zst``, ``.bz2``, ``.gz``).
+    A stream that ends before its end-of-stream marker is an error: so a
+    cut download is never read as a shorter file.
+
+    Raises:
+        InputError: if the file is unreadable, truncated or corrupt.
+        InputUnreachable: if a remote file cannot be reached.
+    """
+    try:
+        with fsspec.open(url, "rb", compression="infer") as handle:
+            while block := handle.read(_READ_BLOCK):
+                yield block
+    except (OSError, *_CORRUPT, *_NETWORK_ERRORS) as error:
+        raise _failure(url, error) from error
+
+
+def describe_file(url: str) -> tuple[str, int]:
+    """The sha256 (hex) and size in bytes of an input file as stored, checking that it decompresses whole.
+
+    Raises:
+        InputError: if the file is unreadable, truncated or corrupt.
+        InputUnreachable: if a remote file cannot be reached.
+    """
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        with fs.open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        size = fs.size(path)
+    except (OSError, *_NETWORK_ERRORS) as error:
+        raise _failure(url, error) from error
+    if fsspec.utils.infer_compression(url) is not None:
+        for _ in iter_blocks(url):  # decompressing to the end finds a cut or damaged stream
+            pass
+    return digest, size
+
+
 def iter_lines(url: str) -> Iterator[str]:
     """Stream the decoded text lines of a (compressed) PGN file, without line ends.
 
@@ -102,26 +174,22 @@ def iter_lines(url: str) -> Iterator[str]:
     is dropped. CRLF line ends are normalised.
 
     Raises:
-        OSError: if the file cannot be opened or read; the message names it.
+        InputError: if the file is unreadable, truncated or corrupt; the message names it.
+        InputUnreachable: if a remote file cannot be reached.
     """
-    try:
-        with fsspec.open(url, "rb", compression=compression_of(url)) as handle:
-            # Decompressing readers have no readline(), so read large blocks
-            # and cut lines here; this is also faster than line iteration.
-            pending = b""
-            first = True
-            while block := handle.read(_READ_BLOCK):
-                if first:
-                    block = block.removeprefix(b"\xef\xbb\xbf")
-                    first = False
-                lines = (pending + block).split(b"\n")
-                pending = lines.pop()
-                yield from map(_decode_line, lines)
-            if pending:
-                yield _decode_line(pending)
-    except (OSError, EOFError, zstandard.ZstdError) as error:
-        # Decompressors raise EOFError/ZstdError on truncated or corrupt data.
-        raise OSError(f"cannot read game file {url!r}: {error}") from error
+    # Decompressing readers have no readline(), so read large blocks and cut
+    # lines here; this is also faster than line iteration.
+    pending = b""
+    first = True
+    for block in iter_blocks(url):
+        if first:
+            block = block.removeprefix(b"\xef\xbb\xbf")
+            first = False
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        yield from map(_decode_line, lines)
+    if pending:
+        yield _decode_line(pending)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class Job:
     batches: int
     batch_size: int
     unit_bytes: int = UNIT_BYTES
+    kind: rows_.RowKind = "position"  # what the rows hold (see :mod:`.rows`)
 
     def work_items(self) -> list[WorkItem]:
         """The Encode tasks, in a fixed order (a function of the inputs and ``unit_bytes`` only)."""
@@ -170,7 +171,7 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
     try:
         # An empty chunk still writes (empty) files with the config's columns.
         while (piece := tuple(islice(games, GAMES_PER_UNIT))) or not pieces:
-            result = encode_unit(WorkUnit(chunk.url, piece), job.sampling, job.seed, job.train_ratio)
+            result = encode_unit(WorkUnit(chunk.url, piece), job.sampling, job.seed, job.train_ratio, job.kind)
             times.add(result.seconds)
             pieces.append({"rows": {s: getattr(result, s).num_rows for s in SPLITS}, "summary": result.summary.as_dict()})
             for split in SPLITS:

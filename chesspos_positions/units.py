@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 import fsspec
-import zstandard
 
-from .sources import _TAG_LINE, RawGame, _decode_line, compression_of, split_games
+from .sources import _TAG_LINE, InputError, RawGame, _decode_line, _failure, iter_blocks, split_games
 
 #: Text bytes per work unit: large enough that per-task overhead is small,
 #: small enough that a unit's raw text fits in memory comfortably.
@@ -45,16 +44,6 @@ COMPRESSION: Final = 4
 #: Each part decompresses the whole file: more parts cost more decompression.
 MAX_PARTS: Final = 8
 
-_READ_BLOCK: Final = 1 << 20
-#: What reading a truncated or corrupt file raises: decompressors raise
-#: EOFError or their own ZstdError (fsspec may use zstandard or backports.zstd).
-_READ_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, zstandard.ZstdError)
-try:
-    from backports.zstd import ZstdError as _BackportsZstdError
-
-    _READ_ERRORS += (_BackportsZstdError,)
-except ImportError:
-    pass
 #: A line end, an all-blank line, and a line starting with "[": candidate safe game starts.
 _CANDIDATE = re.compile(rb"\n[ \t\r]*\n[ \t]*\[")
 
@@ -99,7 +88,7 @@ def plan_work(urls: list[str], unit_bytes: int = UNIT_BYTES) -> list[WorkItem]:
     for file, url in enumerate(urls):
         fs, path = fsspec.core.url_to_fs(url)
         size = fs.size(path)
-        if compression_of(url) is None:
+        if fsspec.utils.infer_compression(url) is None:
             items += [WorkItem(file, url, j, 0) for j in range(chunk_count(size, unit_bytes))]
         else:
             parts = max(1, min(MAX_PARTS, math.ceil(size * COMPRESSION / unit_bytes)))
@@ -119,15 +108,18 @@ def read_chunks(item: WorkItem, unit_bytes: int = UNIT_BYTES) -> Iterator[Chunk]
     other parts without their text, so the last one tells the chunk count.
 
     Raises:
-        OSError: if the file cannot be read or decompressed; the message names it.
+        InputError: if the file is unreadable, truncated or corrupt (names it).
+        InputUnreachable: if a remote file cannot be reached.
     """
-    try:
-        if item.parts == 0:
+    if item.parts == 0:
+        try:
             yield _plain_chunk(item, unit_bytes)
-        else:
-            yield from _compressed_chunks(item, unit_bytes)
-    except _READ_ERRORS as error:
-        raise OSError(f"cannot read game file {item.url!r}: {error}") from error
+        except InputError:
+            raise
+        except OSError as error:
+            raise _failure(item.url, error) from error
+    else:
+        yield from _compressed_chunks(item, unit_bytes)
 
 
 def _plain_chunk(item: WorkItem, unit_bytes: int) -> Chunk:
@@ -202,32 +194,32 @@ def _is_safe(movetext: bytes, tag: bytes) -> bool:
 
 def _compressed_chunks(item: WorkItem, unit_bytes: int) -> Iterator[Chunk]:
     """Stream the file; cut every chunk boundary; yield this part's chunks."""
-    with fsspec.open(item.url, "rb", compression=compression_of(item.url)) as handle:
-        buffer = b""
-        base = 0  # file offset of buffer[0]
-        eof = False
-        start, index = 0, 0
+    blocks = iter_blocks(item.url)
+    buffer = b""
+    base = 0  # file offset of buffer[0]
+    eof = False
+    start, index = 0, 0
+    while True:
+        bound = (index + 1) * unit_bytes
         while True:
-            bound = (index + 1) * unit_bytes
-            while True:
-                if bound - 1 - base < len(buffer):
-                    end = _find_cut(buffer, base, bound, eof)
-                else:
-                    end = None if eof else _MORE
-                if end is not _MORE:
-                    break
-                block = handle.read(_READ_BLOCK)
-                eof = not block
-                buffer += block
-            stop = base + len(buffer) if end is None else end
-            text = buffer[start - base:stop - base] if index % item.parts == item.part else None
-            yield Chunk(item.file, index, item.url, start, text)
-            index += 1
-            if end is None and index >= chunk_count(base + len(buffer), unit_bytes):
-                return
-            # Keep what the next chunk and the next boundary search need.
-            keep = min(stop, (index + 1) * unit_bytes - 1)
-            buffer, base, start = buffer[keep - base:], keep, stop
+            if bound - 1 - base < len(buffer):
+                end = _find_cut(buffer, base, bound, eof)
+            else:
+                end = None if eof else _MORE
+            if end is not _MORE:
+                break
+            block = next(blocks, b"")
+            eof = not block
+            buffer += block
+        stop = base + len(buffer) if end is None else end
+        text = buffer[start - base:stop - base] if index % item.parts == item.part else None
+        yield Chunk(item.file, index, item.url, start, text)
+        index += 1
+        if end is None and index >= chunk_count(base + len(buffer), unit_bytes):
+            return
+        # Keep what the next chunk and the next boundary search need.
+        keep = min(stop, (index + 1) * unit_bytes - 1)
+        buffer, base, start = buffer[keep - base:], keep, stop
 
 
 def _lines(text: bytes, at_file_start: bool) -> Iterator[str]:

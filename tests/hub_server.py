@@ -242,6 +242,8 @@ class HubServer:
         self._fail_remaining = 0
         self._fail_status = 503
         self._fail_match: str | None = None
+        self._lose_remaining = 0
+        self._lose_match = ""
         self._hold_remaining: int | None = None
         self._hold_release = threading.Event()
         self.held_requests = 0
@@ -289,6 +291,20 @@ class HubServer:
         ``path_contains`` restricts the injection to URLs containing that substring, e.g. "/commit/"."""
         with self._lock:
             self._fail_remaining, self._fail_status, self._fail_match = n, status, path_contains
+
+    def lose_next_answers(self, n: int, *, path_contains: str) -> None:
+        """Apply the next ``n`` successful requests whose URL contains ``path_contains``, then answer 503
+        instead of their result: this models a commit that landed while the client saw a failure."""
+        with self._lock:
+            self._lose_remaining, self._lose_match = n, path_contains
+
+    def _lose_answer(self, req: Request, resp: Response) -> Response:
+        """``resp``, or a 503 if :meth:`lose_next_answers` asks to lose it."""
+        with self._lock:
+            if self._lose_remaining <= 0 or self._lose_match not in req.path or resp.status >= 400:
+                return resp
+            self._lose_remaining -= 1
+        return _json({"error": "Answer lost by HubServer.lose_next_answers; the request was applied"}, 503)
 
     def hold_commits(self, after: int) -> threading.Event:
         """Let ``after`` more commit requests through, then hold later ones until the returned event
@@ -837,7 +853,7 @@ class _Handler(BaseHTTPRequestHandler):
                           parse_qs(split.query, keep_blank_values=True), self.headers, self._read_body(),
                           None)
             req.user = self._user(hub)
-            resp = hub.handle(req)
+            resp = hub._lose_answer(req, hub.handle(req))
         except HubError as err:
             headers = {"X-Error-Message": err.message}
             if err.code:

@@ -137,11 +137,12 @@ def test_partial_last_batch_is_reported(fen_games, caplog: pytest.LogCaptureFixt
         ({"train_ratio": 0}, "train_ratio"),
         ({"batches": 0}, "batches must be >= 1"),
         ({"elo_tiers": ((2000, 1.0),)}, "min rating 0"),
+        ({"name": "tensors"}, "unknown config name 'tensors'"),
     ],
 )
 def test_config_validates_itself(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ChessposPositionsConfig(name="x", **kwargs)
+        ChessposPositionsConfig(**{"name": "default", **kwargs})
 
 
 def test_missing_data_path_fails_before_work(tmp_path: Path) -> None:

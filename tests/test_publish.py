@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +119,7 @@ def test_dry_run_needs_no_token_and_loads_the_same(hub: Hub, games: Path, tmp_pa
     result = publish(hub, "--dry-run", "--output-dir", str(out), *common_args(games), token=None)
     assert "bytes/sample" in result.stdout
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "README.md", *[f"{s}/batch_00{i}.parquet" for s in ("test", "train") for i in (1, 2, 3)],
+        ".chesspos-positions", "README.md", *[f"{s}/batch_00{i}.parquet" for s in ("test", "train") for i in (1, 2, 3)],
     ]
     assert_matches_builder(*load(hub, str(out), tmp_path), expected_rows(games, BATCHES))
 
@@ -144,15 +146,15 @@ def test_append_a_version_keeps_earlier_tags(hub: Hub, games: Path, tmp_path: Pa
     assert "| `v1` | 3 |" in card.text and "| `v2` | 4 |" in card.text
 
 
-def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path: Path) -> None:
-    reference, killed = "user/uninterrupted", "user/killed"
-    publish(hub, "--repo", reference, *common_args(games))
+@contextmanager
+def publish_held_after_one_batch(hub: Hub, repo: str, games: Path) -> Iterator[subprocess.Popen[str]]:
+    """A publish process of ``repo`` whose first batch committed and whose next commit is held by the server.
 
-    # Let the first batch commit through, then hold the next: the process is
-    # killed while it waits, after exactly one batch landed.
+    The process is waiting for that commit when this yields; at exit the held commit fails with 503.
+    """
     release = hub.server.hold_commits(after=1)
     process = subprocess.Popen(
-        [sys.executable, "-m", "builder.publish", "--repo", killed, *common_args(games)],
+        [sys.executable, "-m", "builder.publish", "--repo", repo, *common_args(games)],
         cwd=REPO_ROOT, env=hub.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -161,11 +163,20 @@ def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path
         while hub.server.held_requests == held_before and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        yield process
     finally:
         release.set()
         hub.server.hold_commits(after=10**9)
+
+
+def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path: Path) -> None:
+    reference, killed = "user/uninterrupted", "user/killed"
+    publish(hub, "--repo", reference, *common_args(games))
+
+    # The process is killed while it waits, after exactly one batch landed.
+    with publish_held_after_one_batch(hub, killed, games) as process:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
     assert [c.title for c in hub.server.commits(killed)][0].startswith("Add batch 001")
 
     refused = publish(hub, "--repo", killed, *common_args(games), check=False)
@@ -190,22 +201,31 @@ def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path
 
 
 @pytest.mark.parametrize("token, message", [(None, "not logged in"), ("hf_wrong", "rejected")])
-def test_bad_or_missing_token_fails_first_and_commits_nothing(hub: Hub, games: Path, token: str | None, message: str) -> None:
-    repo = f"user/no-token-{bool(token)}"
-    result = publish(hub, "--repo", repo, *common_args(games), token=token, check=False)
-    assert result.returncode != 0
+def test_bad_or_missing_token_fails_first_and_commits_nothing(
+    hub: Hub, games: Path, tmp_path: Path, token: str | None, message: str
+) -> None:
+    repo, out = f"user/no-token-{bool(token)}", tmp_path / "out"
+    seen = len(hub.server.request_log)
+    result = publish(hub, "--repo", repo, "--output-dir", str(out), *common_args(games), token=token, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr and "hf auth login" in result.stderr
-    assert "Generating" not in result.stderr  # nothing was generated
+    assert not out.exists()  # nothing was generated: not even the output folder
     with pytest.raises(KeyError):
-        hub.server.commits(repo)
+        hub.server.commits(repo)  # no repo was created
+    # The token check was the only conversation with the Hub; nothing was written to it.
+    assert all(r.method == "GET" for r in hub.server.request_log[seen:]), hub.server.request_log[seen:]
 
 
 def test_transient_failures_are_retried(hub: Hub, games: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = "user/flaky"
-    hub.server.fail_next(2, status=503, path_contains="/commit/")
+    hub.server.fail_next(2, status=503, path_contains=f"/{repo}/commit/")
     monkeypatch.setattr(hub_client.time, "sleep", lambda _: None)
     assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN]) == 0
-    assert [c.title for c in hub.server.commits(repo)][0] == "Update dataset card for v1"
+    commits = [(r.status, r.path) for r in hub.server.request_log if r.method == "POST" and f"/{repo}/commit/" in r.path]
+    # Both injected 503s happened, each was followed by a retry, and each commit then landed once.
+    assert [status for status, _ in commits] == [503, 503, 200, 200], commits
+    assert [c.title for c in hub.server.commits(repo)][:2] == ["Update dataset card for v1", "Add batch 001 (285 train, 15 test rows)"]
+    assert len(hub.server.commits(repo)) == 3  # the repo's initial commit, the batch, the card
 
 
 def test_concurrent_writer_is_detected(hub: Hub, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import zstandard
 
 from builder.shards import SPLITS, shard_path, write_shard
 from chesspos_positions import ChessposPositions, Summary
+from chesspos_positions.configs import CONFIGS
 from chesspos_positions.generation import generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
@@ -26,6 +27,7 @@ from chesspos_positions.units import plan_work, read_chunks
 from pgn_fixtures import legal_games, write_pgn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = CONFIGS["default"]
 STUBS = Path(__file__).resolve().parent / "slurm_stub"
 BATCHES, BATCH_SIZE = 4, 400
 #: Small units, so that the fixture files are cut into many units and the .zst into several parts.
@@ -57,7 +59,7 @@ def sequential(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     summary = Summary()
     for batch in builder.generate_batches(summary=summary, unit_bytes=UNIT_BYTES):
         for split in SPLITS:
-            write_shard(getattr(batch, split), "repeat", root / "out", shard_path(split, batch.index, BATCHES))
+            write_shard(getattr(batch, split), DEFAULT, root / "out", shard_path(DEFAULT, split, batch.index, BATCHES))
     return digests(root / "out"), summary
 
 
@@ -200,15 +202,14 @@ def test_slurm_executor_through_stub_scripts_is_byte_identical(inputs: Path, seq
 def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tmp_path: Path) -> None:
     config = tmp_path / "slurm.yaml"
     config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00"}}))
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "a.pgn").write_text((inputs / "a.pgn").read_text())
-    (bad / "b.pgn.zst").write_bytes(b"this is not zstd")  # its encode task fails in the job array
     work = tmp_path / "work"
-    result = publish(*OPTIONS, "--config", str(config), "--data-path", str(bad), "--workdir", str(work),
+    (work / "units").mkdir(parents=True)
+    (work / "units" / "00001").write_text("in the way")  # the second file's units cannot be written: its tasks fail
+    result = publish(*OPTIONS, "--config", str(config), "--data-path", str(inputs), "--workdir", str(work),
                      "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path), check=False)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "stage 'encode': 1 of" in result.stderr and f"--workdir {work.resolve()}" in result.stderr
+    assert "stage 'encode':" in result.stderr and "did not finish" in result.stderr
+    assert f"--workdir {work.resolve()}" in result.stderr
     # The stages queued after it were cancelled: nothing waits forever on a dependency that cannot be met.
     states = [p.read_text() for p in sorted((tmp_path / "slurm" / "jobs").iterdir())]
     assert "FAILED" in states and "PENDING" not in states and "RUNNING" not in states
@@ -233,6 +234,6 @@ def test_local_build_encodes_only_the_units_the_batches_need(inputs: Path, tmp_p
     summary = Summary()
     for batch in builder.generate_batches(summary=summary, unit_bytes=UNIT_BYTES):
         for split in SPLITS:
-            write_shard(getattr(batch, split), "repeat", tmp_path / "reference", shard_path(split, batch.index, 1))
+            write_shard(getattr(batch, split), DEFAULT, tmp_path / "reference", shard_path(DEFAULT, split, batch.index, 1))
     assert digests(tmp_path / "out") == digests(tmp_path / "reference")
     assert f"games read {summary.games_read}," in result.stdout

@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A game's positions in order: history windows, and what the tokens drop.
+
+Everything here is computed from a replayed game's tokens (its start position
+then the position after each mainline move) and its start board, so it is
+the same whichever reader replayed the game.
+
+* :func:`history_windows`: for each position, it and the 9 before it, newest
+  first; rows before the game's first position are all :data:`~.encoding.MASK`.
+* :func:`game_clocks`: per position, the legal en passant square, the halfmove
+  clock and the fullmove number, which the 69 tokens do not hold.
+* :func:`fens`: the full FEN of many positions at once, exactly as
+  python-chess's ``Board.fen()`` writes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import chess
+import numpy as np
+
+from .encoding import (
+    BLACK_TO_MOVE,
+    CASTLING_HELD,
+    CASTLING_INDICES,
+    EMPTY,
+    MASK,
+    SEQUENCE_LENGTH,
+    SIDE_TO_MOVE_INDEX,
+    TOKEN_PIECES,
+    WHITE_TO_MOVE,
+    token_sequence_to_board,
+)
+
+#: Positions in a window: the position and the 9 before it.
+WINDOW_LENGTH: Final = 10
+
+_WHITE_PAWN: Final = next(t for t, p in TOKEN_PIECES.items() if p == chess.Piece(chess.PAWN, chess.WHITE))
+_BLACK_PAWN: Final = next(t for t, p in TOKEN_PIECES.items() if p == chess.Piece(chess.PAWN, chess.BLACK))
+_NO_SQUARE: Final = -1
+
+
+@dataclass(frozen=True)
+class Games:
+    """The positions of several games, end to end, and where each game starts.
+
+    Attributes:
+        positions: ``int8`` ``(m, 69)``: each game's first position (ply 0),
+            then the position after each of its mainline moves.
+        starts: for every row of ``positions``, the row of its game's ply 0.
+        boards: each game's first board, in order.
+    """
+
+    positions: np.ndarray
+    starts: np.ndarray
+    boards: list[chess.Board]
+
+    @classmethod
+    def concat(cls, games: list[tuple[chess.Board, np.ndarray]]) -> Games:
+        """Games from ``(first board, its positions (n + 1, 69))`` pairs."""
+        if not games:
+            return cls(np.empty((0, SEQUENCE_LENGTH), np.int8), np.empty(0, np.int64), [])
+        lengths = np.array([len(positions) for _, positions in games])
+        firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return cls(np.concatenate([p for _, p in games]), np.repeat(firsts, lengths), [b for b, _ in games])
+
+
+def history_windows(games: Games, rows: np.ndarray) -> np.ndarray:
+    """The history windows of some positions.
+
+    Returns:
+        ``int8`` ``(len(rows), 10, 69)``: ``window[:, i]`` is the position
+        ``i`` plies before ``games.positions[rows]``, all mask tokens before
+        its game's first position.
+    """
+    earlier = np.asarray(rows)[:, None] - np.arange(WINDOW_LENGTH)
+    before_start = earlier < games.starts[rows][:, None]
+    windows = np.take(games.positions, np.where(before_start, 0, earlier), axis=0)
+    windows[before_start] = MASK
+    return windows
+
+
+def history_rows(games: Games, values: np.ndarray, rows: np.ndarray, fill: int) -> np.ndarray:
+    """Per-position ``values`` laid out like :func:`history_windows`, ``fill`` before a game's start."""
+    earlier = np.asarray(rows)[:, None] - np.arange(WINDOW_LENGTH)
+    return np.where(earlier < games.starts[rows][:, None], fill, values[np.maximum(earlier, 0)])
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """Per position: what the tokens do not encode.
+
+    Attributes:
+        en_passant: the en passant square when an en passant capture is legal
+            (python-chess's ``has_legal_en_passant``), else -1.
+        halfmove: the halfmove clock.
+        fullmove: the fullmove number.
+    """
+
+    en_passant: np.ndarray
+    halfmove: np.ndarray
+    fullmove: np.ndarray
+
+
+def game_clocks(games: Games) -> Clocks:
+    """The :class:`Clocks` of every position of ``games``."""
+    positions, starts = games.positions, games.starts
+    m = len(positions)
+    index = np.arange(m)
+    is_start = index == starts
+    first_rows = np.flatnonzero(is_start)
+    first_halfmove = np.zeros(m, dtype=np.int64)
+    first_halfmove[first_rows] = [board.halfmove_clock for board in games.boards]
+    first_fullmove = np.array([board.fullmove_number for board in games.boards], dtype=np.int64)
+    black_first = np.array([board.turn == chess.BLACK for board in games.boards], dtype=np.int64)
+
+    squares = positions[:, :64]
+    occupied = (squares != EMPTY).sum(axis=1)
+    pawns = (squares == _WHITE_PAWN) | (squares == _BLACK_PAWN)
+    # A move resets the halfmove clock iff it captures (a piece disappears) or
+    # moves a pawn (the pawn squares change; a promotion removes one). A
+    # game's first position takes its own clock.
+    resets = np.zeros(m, dtype=bool)
+    resets[1:] = (occupied[1:] < occupied[:-1]) | (pawns[1:] != pawns[:-1]).any(axis=1)
+    anchors = is_start | resets
+    last_anchor = np.maximum.accumulate(np.where(anchors, index, 0))
+    halfmove = index - last_anchor + first_halfmove[last_anchor]
+
+    game = np.cumsum(is_start) - 1
+    fullmove = first_fullmove[game] + (index - starts + black_first[game]) // 2
+
+    en_passant = np.full(m, _NO_SQUARE, dtype=np.int64)
+    for row, board in zip(first_rows, games.boards):
+        if board.ep_square is not None and board.has_legal_en_passant():
+            en_passant[row] = board.ep_square
+    # A double push moves a pawn from its second rank to its fourth on one
+    # file: that square pattern arises from no other move.
+    before, after = positions[:-1], positions[1:]
+    moves = ~is_start[1:]
+    white_moved = after[:, SIDE_TO_MOVE_INDEX] == BLACK_TO_MOVE
+    files = np.arange(8)
+    for moved, pawn, enemy, home, skipped, landed in (
+        (white_moved, _WHITE_PAWN, _BLACK_PAWN, 8, 16, 24),
+        (~white_moved, _BLACK_PAWN, _WHITE_PAWN, 48, 40, 32),
+    ):
+        pushed = (
+            (moves & moved)[:, None]
+            & (before[:, home + files] == pawn) & (after[:, home + files] == EMPTY)
+            & (before[:, landed + files] != pawn) & (after[:, landed + files] == pawn)
+        )
+        beside = np.zeros_like(pushed)
+        beside[:, 1:] |= after[:, landed + files[:-1]] == enemy
+        beside[:, :-1] |= after[:, landed + files[1:]] == enemy
+        # Only a push next to an enemy pawn can allow a capture; whether the
+        # capture is legal (pins, checks) python-chess decides.
+        for move, file in zip(*np.nonzero(pushed & beside)):
+            board = token_sequence_to_board(after[move])
+            board.ep_square = skipped + int(file)
+            if board.has_legal_en_passant():
+                en_passant[move + 1] = board.ep_square
+    return Clocks(en_passant, halfmove, fullmove)
+
+
+# Piece placement is built as bytes for all positions at once: one character
+# per square, rank 8 first, "/" between ranks, an empty run written as its
+# length on its first square and NUL (deleted afterwards) on the others.
+_SQUARE_CHARS: Final = np.zeros(256, dtype=np.uint8)
+for _token, _piece in TOKEN_PIECES.items():
+    _SQUARE_CHARS[_token] = ord(_piece.symbol())
+_FEN_ORDER: Final = np.array([rank * 8 + file for rank in range(7, -1, -1) for file in range(8)])
+# Castling field by the 4 held bits (W-K, W-Q, B-K, B-Q), first bit lowest.
+_CASTLING_FIELDS: Final = np.array(
+    ["".join(c for bit, c in enumerate("KQkq") if code >> bit & 1) or "-" for code in range(16)], dtype=object
+)
+_EN_PASSANT_FIELDS: Final = np.array([*chess.SQUARE_NAMES, "-"], dtype=object)
+
+
+def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullmove: np.ndarray) -> list[str]:
+    """The FEN of each position, as ``chess.Board.fen()`` writes it.
+
+    Args:
+        tokens: ``(n, 69)`` tokens (no mask rows).
+        en_passant: the legal en passant square of each position, or -1.
+        halfmove: halfmove clocks.
+        fullmove: fullmove numbers.
+    """
+    n = len(tokens)
+    if n == 0:
+        return []
+    squares = tokens[:, _FEN_ORDER].reshape(n, 8, 8)
+    empty = squares == EMPTY
+    # The length of the empty run starting at each square of a rank.
+    runs = np.zeros((n, 8, 9), dtype=np.uint8)
+    for file in range(7, -1, -1):
+        runs[:, :, file] = (runs[:, :, file + 1] + 1) * empty[:, :, file]
+    starts = empty.copy()
+    starts[:, :, 1:] &= ~empty[:, :, :-1]
+    text = np.full((n, 8, 9), ord("/"), dtype=np.uint8)
+    text[:, :, :8] = np.where(empty, np.where(starts, runs[:, :, :8] + ord("0"), 0), _SQUARE_CHARS[squares.view(np.uint8)])
+    text[:, 7, 8] = ord("\n")
+    boards = text.tobytes().translate(None, b"\0").decode("ascii").split("\n")[:n]
+    sides = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, "w", "b")
+    held = (tokens[:, CASTLING_INDICES[0] :] == CASTLING_HELD) @ (1 << np.arange(4))
+    castling = _CASTLING_FIELDS[held].tolist()
+    passant = _EN_PASSANT_FIELDS[en_passant].tolist()  # -1 picks the last: "-"
+    return [
+        f"{board} {side} {rights} {ep} {half} {full}"
+        for board, side, rights, ep, half, full in zip(
+            boards, sides.tolist(), castling, passant, halfmove.tolist(), fullmove.tolist()
+        )
+    ]

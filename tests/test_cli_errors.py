@@ -1,0 +1,327 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Bad inputs, unreachable URLs, foreign output folders and interrupts: each through the real CLI.
+
+Every case runs ``python -m builder.publish`` in a subprocess and checks the
+exit code, that stderr is one ``error:`` line naming the culprit (never a
+traceback), and that nothing was written or pushed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import gzip
+import http.server
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import zstandard
+from huggingface_hub import HfApi
+
+from builder import hub as hub_client
+from builder.output import MARKER
+from conftest import TOKEN, Hub
+from pgn_fixtures import bad_input_text, legal_games, random_game, write_pgn
+from test_publish import REPO_ROOT, common_args, publish, publish_held_after_one_batch
+
+SHARED_DUMP = REPO_ROOT.parent / "shared" / "data" / "lichess" / "lichess_dump_2021-10_999.pgn.zst"
+
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    ".pgn.zst": lambda data: zstandard.ZstdCompressor().compress(data),
+    ".pgn.gz": gzip.compress,
+    ".pgn.bz2": bz2.compress,
+}
+
+
+@pytest.fixture(scope="module")
+def games(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pgn(tmp_path_factory.mktemp("games") / "games.pgn", legal_games(seed=21, n=80, fen_every=3))
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, *names: str) -> str:
+    """The run failed with ``code`` and printed exactly one ``error:`` line, naming each of ``names``."""
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    for name in names:
+        assert name in errors[0], errors[0]
+    return errors[0]
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A plain local HTTP server on 127.0.0.1, serving a folder: (base URL, folder)."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---------------------------------------------------------------------------------- 1. truncated input
+@pytest.mark.parametrize("suffix", COMPRESSORS)
+def test_truncated_compressed_input_fails_and_writes_nothing(hub: Hub, games: Path, tmp_path: Path, suffix: str) -> None:
+    packed = COMPRESSORS[suffix](games.read_bytes())
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(packed[: len(packed) * 2 // 3])
+    out = tmp_path / "out"
+    result = publish(hub, "--dry-run", "--output-dir", str(out), *common_args(cut, batches=1), check=False)
+    assert "truncated or corrupt" in assert_one_error_line(result, 2, str(cut))
+    assert not out.exists()
+
+    # Published: refused before anything reaches the Hub.
+    repo = f"user/cut-{suffix.rsplit('.', 1)[-1]}"
+    result = publish(hub, "--repo", repo, *common_args(cut, batches=1), check=False)
+    assert_one_error_line(result, 2, str(cut))
+    with pytest.raises(KeyError):
+        hub.server.commits(repo)
+
+
+@pytest.mark.parametrize("suffix", COMPRESSORS)
+@pytest.mark.parametrize("where", ["header", "middle"])
+def test_corrupt_compressed_input_fails(hub: Hub, games: Path, tmp_path: Path, suffix: str, where: str) -> None:
+    corrupt = tmp_path / f"corrupt{suffix}"
+    if where == "header":
+        corrupt.write_bytes(b"[Event \"not compressed at all\"]\n")
+    else:  # damaged bytes inside the stream (zstd only detects that with a checksum)
+        data = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(games.read_bytes()) if suffix == ".pgn.zst"
+                         else COMPRESSORS[suffix](games.read_bytes()))
+        data[100:400] = bytes(b ^ 0x55 for b in data[100:400])
+        corrupt.write_bytes(data)
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(corrupt, batches=1), check=False)
+    assert_one_error_line(result, 2, str(corrupt))
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_input_through_fsspec_url_fails(hub: Hub, games: Path, web: tuple[str, Path], tmp_path: Path) -> None:
+    base, folder = web
+    packed = COMPRESSORS[".pgn.zst"](games.read_bytes())
+    (folder / "cut.pgn.zst").write_bytes(packed[:-7])
+    url = f"{base}/cut.pgn.zst"
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(url, batches=1), check=False)
+    assert "truncated or corrupt" in assert_one_error_line(result, 2, url)
+
+
+@pytest.mark.skipif(not SHARED_DUMP.exists(), reason="needs ../shared/data/lichess")
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_truncated_real_lichess_dump_fails(hub: Hub, tmp_path: Path, keep: float) -> None:
+    data = SHARED_DUMP.read_bytes()
+    cut = tmp_path / SHARED_DUMP.name
+    cut.write_bytes(data[: int(len(data) * keep)])
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(cut, batches=1), check=False)
+    assert "truncated or corrupt" in assert_one_error_line(result, 2, str(cut))
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------- 2. URL inputs
+def test_http_input_works(hub: Hub, games: Path, web: tuple[str, Path], tmp_path: Path) -> None:
+    base, folder = web
+    shutil.copy(games, folder / "games.pgn")
+    (folder / "games.pgn.zst").write_bytes(COMPRESSORS[".pgn.zst"](games.read_bytes()))
+    for name in ("games.pgn", "games.pgn.zst"):
+        out = tmp_path / name
+        publish(hub, "--dry-run", "--output-dir", str(out), *common_args(f"{base}/{name}", batches=1))
+        local = tmp_path / f"{name}-local"
+        publish(hub, "--dry-run", "--output-dir", str(local), *common_args(folder / name, batches=1))
+        assert (out / "train" / "batch_001.parquet").read_bytes() == (local / "train" / "batch_001.parquet").read_bytes()
+        assert f"{base}/{name}" in (out / "README.md").read_text()
+
+
+def test_hf_input_works(hub: Hub, games: Path, tmp_path: Path) -> None:
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_repo("user/raw-games", repo_type="dataset")
+    api.upload_file(path_or_fileobj=COMPRESSORS[".pgn.zst"](games.read_bytes()), path_in_repo="2021/games.pgn.zst",
+                    repo_id="user/raw-games", repo_type="dataset")
+    out, local = tmp_path / "out", tmp_path / "local"
+    publish(hub, "--dry-run", "--output-dir", str(out), *common_args("hf://datasets/user/raw-games", batches=1))
+    publish(hub, "--dry-run", "--output-dir", str(local), *common_args(games, batches=1))
+    assert (out / "train" / "batch_001.parquet").read_bytes() == (local / "train" / "batch_001.parquet").read_bytes()
+    assert "hf://datasets/user/raw-games/2021/games.pgn.zst" in (out / "README.md").read_text()
+
+
+def test_unreachable_https_input_is_one_line(hub: Hub, tmp_path: Path) -> None:
+    url = f"https://127.0.0.1:{closed_port()}/games.pgn.zst"
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(url, batches=1), check=False)
+    assert_one_error_line(result, 1, url, "cannot reach")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_hf_input_is_one_line(hub: Hub, tmp_path: Path) -> None:
+    url = "hf://datasets/user/games/games.pgn.zst"
+    env = hub.env(None)
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}"
+    result = subprocess.run(
+        [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(tmp_path / "out"),
+         *common_args(url, batches=1)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert_one_error_line(result, 1, url, "cannot reach")
+
+
+# ---------------------------------------------------------------------------------- 3. output folders
+def test_foreign_output_folder_is_refused_unless_overwrite(hub: Hub, games: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    readme = project / "README.md"
+    readme.write_text("# my project\n")
+    result = publish(hub, "--dry-run", "--output-dir", str(project), *common_args(games, batches=1), check=False)
+    assert "--overwrite" in assert_one_error_line(result, 2, str(project), "README.md")
+    assert readme.read_text() == "# my project\n" and sorted(p.name for p in project.iterdir()) == ["README.md"]
+
+    publish(hub, "--dry-run", "--output-dir", str(project), "--overwrite", *common_args(games, batches=1))
+    assert (project / MARKER).is_file() and (project / "train" / "batch_001.parquet").is_file()
+    # Now it is marked as this tool's output: a rerun needs no --overwrite.
+    publish(hub, "--dry-run", "--output-dir", str(project), *common_args(games, batches=1))
+
+
+def test_output_folder_that_is_a_file_or_unwritable(hub: Hub, games: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    result = publish(hub, "--dry-run", "--output-dir", str(a_file), *common_args(games, batches=1), check=False)
+    assert_one_error_line(result, 2, str(a_file), "output folder")
+    below_a_file = a_file / "out"
+    result = publish(hub, "--dry-run", "--output-dir", str(below_a_file), *common_args(games, batches=1), check=False)
+    assert_one_error_line(result, 2, str(below_a_file), "output folder")
+    assert a_file.read_text() == "x"
+
+
+# ---------------------------------------------------------------------------------------- 4. interrupts
+@pytest.fixture(scope="module")
+def many_games(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pgn(tmp_path_factory.mktemp("many") / "many.pgn", legal_games(seed=5, n=300))
+
+
+@pytest.mark.parametrize("sig, code, word, num_proc", [
+    (signal.SIGINT, 130, "interrupted", 1),
+    (signal.SIGTERM, 143, "terminated", 1),
+    (signal.SIGINT, 130, "interrupted", 2),  # Ctrl-C reaches the worker processes too
+])
+def test_interrupted_dry_run_leaves_nothing_loadable(
+    hub: Hub, many_games: Path, tmp_path: Path, sig: int, code: int, word: str, num_proc: int
+) -> None:
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(out), "--data-path", str(many_games),
+         "--batches", "400", "--batch-size", "40", "--sampling", "all", "--num-proc", str(num_proc)],
+        cwd=REPO_ROOT, env=hub.env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C signals
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("train/.batch_*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Freeze the group while the signal is queued, so it cannot finish first.
+    os.killpg(process.pid, signal.SIGSTOP)
+    assert list(out.glob("train/.batch_*")), "no shard was being written"
+    if num_proc == 1:
+        process.send_signal(sig)
+    else:
+        os.killpg(process.pid, sig)
+    os.killpg(process.pid, signal.SIGCONT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(word), stderr[-3000:]
+    assert not (out / "README.md").exists() and not list(out.rglob("batch_*.parquet"))  # only pending names
+    loaded = subprocess.run([sys.executable, "-c", f"from datasets import load_dataset; load_dataset({str(out)!r})"],
+                            env=hub.env(None), capture_output=True, text=True, timeout=300)
+    assert loaded.returncode != 0
+
+    # A rerun into the same folder clears the leftovers and completes it.
+    publish(hub, "--dry-run", "--output-dir", str(out), *common_args(many_games, batches=1))
+    assert not [p for p in out.rglob(".batch_*")]
+
+
+def test_interrupted_publish_is_one_line_and_resumes(hub: Hub, games: Path) -> None:
+    repo = "user/ctrl-c"
+    with publish_held_after_one_batch(hub, repo, games) as process:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("interrupted") and "--resume" in stderr
+    publish(hub, "--repo", repo, *common_args(games), "--resume")
+    titles = [c.title for c in hub.server.commits(repo)]
+    assert sum(t.startswith("Add batch 001") for t in titles) == 1 and titles[0] == "Update dataset card for v1"
+
+
+# --------------------------------------------------------------------------- 5. failures explain themselves
+def test_no_positions_explains_and_suggests_sampling_all(hub: Hub, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    bullet = [random_game(rng, headers={"WhiteElo": "2500", "BlackElo": "2500", "TimeControl": "15+0"}) for _ in range(6)]
+    path = write_pgn(tmp_path / "bullet.pgn", bullet)
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), "--data-path", str(path), check=False)
+    line = assert_one_error_line(result, 2, str(path), "6 games read", "time_control_filtered", "--sampling all")
+    assert "no positions were sampled" in line
+    assert not (tmp_path / "out" / "README.md").exists()
+
+
+def test_skipped_games_are_numbered_from_one(hub: Hub, tmp_path: Path) -> None:
+    path = tmp_path / "bad.pgn"
+    path.write_text(bad_input_text())  # game 1 is good; game 2 has an illegal move
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(path, batches=1))
+    assert f"skipping game 2 of {path} (line 8)" in result.stderr, result.stderr
+
+
+def test_missing_config_and_input_name_their_role(hub: Hub, games: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = publish(hub, "--dry-run", "--config", str(missing), check=False)
+    assert_one_error_line(result, 2, "config file", str(missing))
+    missing_input = tmp_path / "nope.pgn"
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), "--data-path", str(missing_input), check=False)
+    assert_one_error_line(result, 2, "input", str(missing_input))
+
+
+def test_help_documents_exit_codes(hub: Hub) -> None:
+    text = " ".join(publish(hub, "--help").stdout.split())
+    for fact in ("0 ok", "1 runtime failure", "2 usage or input error", "130 interrupted", "143 terminated"):
+        assert fact in text, fact
+
+
+# -------------------------------------------------------------------------------- 7. commits and retries
+def test_commit_that_landed_is_not_a_conflict(hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit applied by the Hub whose answer was lost is recognised on retry: neither sent twice nor a conflict."""
+    monkeypatch.setattr(hub_client.time, "sleep", lambda _: None)
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    repo = "user/lost-answer"
+    api.create_repo(repo, repo_type="dataset")
+    parent = api.repo_info(repo, repo_type="dataset").sha
+    shard = tmp_path / "a.parquet"
+    shard.write_bytes(b"PAR1 shard bytes")
+    lost_before = sum(r.status == 503 and f"/{repo}/commit/" in r.path for r in hub.server.request_log)
+    hub.server.lose_next_answers(1, path_contains=f"/{repo}/commit/")
+    head = hub_client.commit(api, repo, [("train/a.parquet", shard)], "Add a", parent)
+    assert sum(r.status == 503 and f"/{repo}/commit/" in r.path for r in hub.server.request_log) == lost_before + 1
+    assert [c.title for c in hub.server.commits(repo)][0] == "Add a" and hub.server.commits(repo)[0].id == head
+    assert len(hub.server.commits(repo)) == 2  # the initial commit and ours, once
+
+    # A failed attempt after which main holds other content is another writer.
+    api.upload_file(path_or_fileobj=b"other writer", path_in_repo="train/b.parquet", repo_id=repo, repo_type="dataset")
+    other = tmp_path / "c.parquet"
+    other.write_bytes(b"mine")
+    hub.server.fail_next(1, status=503, path_contains=f"/{repo}/commit/")
+    with pytest.raises(hub_client.RepoChangedError, match="changed while publishing"):
+        hub_client.commit(api, repo, [("train/c.parquet", other)], "Add c", head)
