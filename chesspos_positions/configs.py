@@ -20,6 +20,7 @@ code path of the builder and of the published shards.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
@@ -116,8 +117,20 @@ def array_column(values: np.ndarray, feature: Array2D | Array4D) -> pa.Extension
     # Innermost level first: lists of shape[-1] values, then lists of those ...
     for size in reversed(feature.shape):
         lists //= size
-        storage = pa.ListArray.from_arrays(np.arange(0, lists * size + 1, size, dtype=np.int32), storage)
+        storage = pa.ListArray.from_arrays(_list_offsets(lists, size), storage)
     return pa.ExtensionArray.from_storage(feature(), storage)
+
+
+@functools.lru_cache(maxsize=16)
+def _list_offsets(lists: int, size: int) -> np.ndarray:
+    """The offsets of ``lists`` lists of ``size`` values each, read-only.
+
+    Arrow wraps them without a copy, so the equal chunks of a bool window
+    column share one buffer: a tensor's innermost offsets outweigh its bits.
+    """
+    offsets = np.arange(0, lists * size + 1, size, dtype=np.int32)
+    offsets.flags.writeable = False
+    return offsets
 
 
 #: The batch encoder of each bool window config: ``(n, 10, 69)`` tokens and
