@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import subprocess
@@ -11,13 +10,16 @@ import sys
 from pathlib import Path
 
 import chess
-import chess.pgn
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import Hub
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard
+from pgn_fixtures import legal_games, write_pgn
+from test_history import replayed_games
+from test_publish import REPO_ROOT, publish
 
 from chesspos_positions import (
     ChessposPositions,
@@ -32,12 +34,7 @@ from chesspos_positions import (
     tokens_to_tensors,
 )
 from chesspos_positions.configs import CONFIGS, examples_table
-from chesspos_positions.games import game_digest
 from chesspos_positions.history import WINDOW_LENGTH
-from chesspos_positions.sources import split_games
-from conftest import Hub
-from pgn_fixtures import legal_games, write_pgn
-from test_publish import REPO_ROOT, publish
 
 LICHESS = REPO_ROOT.parent / "shared" / "data" / "lichess"
 SHAPES = {"bitboard": (WINDOW_LENGTH, 773), "tensor": (WINDOW_LENGTH, 8, 8, 15)}
@@ -79,20 +76,11 @@ SPEC = {"bitboard": spec_bitboard, "tensor": spec_tensor}
 
 def replayed_windows(text: str) -> dict[tuple[str, int], list[chess.Board | None]]:
     """Per (game id, ply): python-chess's replay of the window, newest first, None before the game's start."""
-    windows: dict[tuple[str, int], list[chess.Board | None]] = {}
-    raws = iter(split_games(text.splitlines()))
-    handle = io.StringIO(text)
-    while (game := chess.pgn.read_game(handle)) is not None:
-        raw = next(raws)
-        site = game.headers.get("Site", "")
-        game_id = site if "://" in site else game_digest(raw).hex()
-        board = game.board()
-        history = [board.copy(stack=False)]
-        for ply, move in enumerate(game.mainline_moves(), start=1):
-            board.push(move)
-            history.append(board.copy(stack=False))
-            windows[(game_id, ply)] = [history[ply - i] if ply >= i else None for i in range(WINDOW_LENGTH)]
-    return windows
+    return {
+        (game_id, ply): [history[ply - i] if ply >= i else None for i in range(WINDOW_LENGTH)]
+        for _, game_id, history in replayed_games(text)
+        for ply in range(1, len(history))
+    }
 
 
 def window_values(column: pa.ChunkedArray, shape: tuple[int, ...]) -> np.ndarray:
@@ -303,7 +291,7 @@ def test_configs_publish_and_load_through_the_hub(hub: Hub, tmp_path: Path) -> N
         env = hub.env(None)
         env["HF_HOME"] = env["HF_DATASETS_CACHE"] = str(tmp_path / f"cache-{streaming}")
         result = subprocess.run([sys.executable, "-c", LOAD_WINDOWS, "user/planes", "1" if streaming else "0", str(out)],
-                                env=env, capture_output=True, text=True, timeout=300)
+                                env=env, capture_output=True, text=True, timeout=300, check=False)
         assert result.returncode == 0, result.stderr[-3000:]
         features = json.loads(result.stdout.strip().splitlines()[-1])
         assert features["bitboard"] == "Array2D(shape=(10, 773), dtype='bool')"
@@ -346,7 +334,7 @@ def test_dry_run_shards_read_with_pyarrow_and_duckdb(tmp_path: Path) -> None:
     args = ["--dry-run", "--output-dir", str(out), "--data-path", str(games), "--batches", "1", "--batch-size", "200", "--sampling", "all"]
     for name in ("history", "bitboard", "tensor"):
         run = subprocess.run([sys.executable, "-m", "builder.publish", *args, "--config-name", name], cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=300, check=False)
         assert run.returncode == 0, run.stderr[-3000:]
     history = pq.read_table(out / "history" / "train" / "batch_001.parquet")
     tokens = window_values(history.column("window"), (WINDOW_LENGTH, 69))
