@@ -141,7 +141,7 @@ _BOOL_WINDOWS: Final[dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] 
 }
 
 #: Rows encoded at a time into bool windows: numpy holds a bool in a byte
-#: (96 kB per tensor example), Arrow in a bit, so a whole batch at once would
+#: (9.6 kB per tensor example), Arrow in a bit, so a whole batch at once would
 #: take 8 times its column's memory.
 _BOOL_CHUNK_ROWS: Final = 4096
 
