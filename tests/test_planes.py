@@ -28,6 +28,7 @@ from chesspos_positions import (
     board_to_tensor,
     board_to_token_sequence,
     decode_window,
+    iter_batches,
     native,
     tensor_to_board,
     tokens_to_bitboards,
@@ -352,6 +353,10 @@ def test_dry_run_shards_read_with_pyarrow_and_duckdb(tmp_path: Path) -> None:
         rows = duckdb.sql(f"SELECT \"window\", fen FROM '{path}'").fetchall()
         assert [fen for _, fen in rows] == history.column("fen").to_pylist()
         assert np.array_equal(np.array([window for window, _ in rows], dtype=bool), windows)
+        # The training-loop reader gives the declared bool shapes, in file order.
+        batches = list(iter_batches(out, name=name, batch_size=64))
+        assert all(b["window"].dtype == np.bool_ and b["window"].shape[1:] == SHAPES[name] for b in batches)
+        assert np.array_equal(np.concatenate([b["window"] for b in batches]), windows)
 
 
 def test_bool_configs_share_history_rows_in_their_own_folders() -> None:
