@@ -13,12 +13,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import chess
 from datasets import DatasetInfo, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from chesspos_positions.encoding import VOCABULARY
+from chesspos_positions.encoding import (
+    BITBOARD_CASTLING_INDICES,
+    BITBOARD_LENGTH,
+    BITBOARD_TURN_INDEX,
+    CASTLING_SQUARES,
+    PLANE_PIECES,
+    TENSOR_CASTLING_PLANE,
+    TENSOR_EN_PASSANT_PLANE,
+    TENSOR_SHAPE,
+    TENSOR_TURN_PLANE,
+    VOCABULARY,
+)
 from chesspos_positions.configs import CONFIG_NAMES, CONFIGS, Config
 from chesspos_positions.games import SKIP_REASONS, Summary
 
@@ -304,12 +316,8 @@ _DEFAULT_SCHEMA = """### `default`
 
 `window[:, 0]` is the position: the 10 rows are copies."""
 
-_HISTORY_SCHEMA = """### `history`
-
-| column | feature | content |
-|---|---|---|
-| `window` | `Array2D(shape=(10, 69), dtype="int8")` | `window[i]` is the position `i` plies before this one, newest first (`window[0]` is the position, as in `default`); rows before the game's first position (ply 0: the standard start or the game's `FEN` tag) are all `16` (mask) |
-| `scalars` | `Sequence(Value("int8"), length=3)` | reserved; all zeros |
+#: The columns after ``window`` that every config with history rows shares.
+_HISTORY_COLUMNS = """| `scalars` | `Sequence(Value("int8"), length=3)` | reserved; all zeros |
 | `game_id` | `Value("string")` | the game's `Site` URL when it has one, else the BLAKE2b hash of its text |
 | `ply` | `Value("int16")` | half-moves from the game's first position to this one (1 after the first move) |
 | `white_elo`, `black_elo` | `Value("int16")` | the ratings; null when unknown |
@@ -317,6 +325,14 @@ _HISTORY_SCHEMA = """### `history`
 | `time_control` | `Value("string")` | the `TimeControl` tag; null when absent |
 | `eco` | `Value("string")` | the `ECO` tag; null when absent |
 | `fen` | `Value("string")` | the position's full FEN, as python-chess writes it: it keeps what the tokens drop, the en passant square (when a capture is legal) and the move counters |
+"""
+
+_HISTORY_SCHEMA = """### `history`
+
+| column | feature | content |
+|---|---|---|
+| `window` | `Array2D(shape=(10, 69), dtype="int8")` | `window[i]` is the position `i` plies before this one, newest first (`window[0]` is the position, as in `default`); rows before the game's first position (ply 0: the standard start or the game's `FEN` tag) are all `16` (mask) |
+""" + _HISTORY_COLUMNS + """
 
 Decode a window and its tokens:
 
@@ -332,7 +348,63 @@ print(tokens_to_fen(window[0]))    # the FEN the tokens hold: no en passant squa
 print(row["fen"])                  # the full FEN
 ```"""
 
-SCHEMAS = {"default": _DEFAULT_SCHEMA, "history": _HISTORY_SCHEMA}
+_PLANE_NAMES = [f"a {chess.COLOR_NAMES[p.color]} {chess.PIECE_NAMES[p.piece_type]} (`{p.symbol()}`)" for p in PLANE_PIECES]
+_CASTLING_NAMES = ("White kingside", "White queenside", "Black kingside", "Black queenside")  # token order
+
+
+def _bool_window_schema(name: str, feature: str, layout: str, unit: str, table: list[list[object]], shape: str) -> str:
+    """The schema section of a config whose window rows are the original project's bool encodings."""
+    return f"""### `{name}`
+
+The rows and columns of `history`; each `window` row is the same position in
+the original project's {layout}.
+
+| column | feature | content |
+|---|---|---|
+| `window` | `{feature}` | `window[i]` is the position `i` plies before this one, newest first (`window[0]` is the position); rows before the game's first position are all `False` (no kings: never a position) |
+{_HISTORY_COLUMNS}
+{_table([unit, "True when"], table)}
+
+Decode a window (every encoding decodes the same way):
+
+```python
+import numpy as np
+from datasets import load_dataset
+from chesspos_positions import decode_window
+
+row = next(iter(load_dataset("REPO", "{name}", split="train", streaming=True)))
+window = np.asarray(row["window"], dtype=bool)   # {shape}
+boards = decode_window(window)                   # list of 10 chess.Board, None for padding rows
+```"""
+
+
+_BITBOARD_SCHEMA = _bool_window_schema(
+    "bitboard",
+    f'Array2D(shape=(10, {BITBOARD_LENGTH}), dtype="bool")',
+    "`BitboardEncoder` layout: 12 blocks of 64 squares in python-chess order (a1=0, b1=1 ... h8=63), then the side to move and the castling rights",
+    "index",
+    [[f"{64 * plane}-{64 * plane + 63}", f"square `index - {64 * plane}` holds {name}"] for plane, name in enumerate(_PLANE_NAMES)]
+    + [[BITBOARD_TURN_INDEX, "White is to move"]]
+    + [[index, f"{right} castling right held (python-chess's `has_*_castling_rights`)"]
+       for index, right in zip(BITBOARD_CASTLING_INDICES, _CASTLING_NAMES)],
+    f"(10, {BITBOARD_LENGTH})",
+)
+
+_TENSOR_SCHEMA = _bool_window_schema(
+    "tensor",
+    f'Array4D(shape=(10, {", ".join(map(str, TENSOR_SHAPE))}), dtype="bool")',
+    "`TensorEncoder` layout: `window[i][rank][file][plane]`, so a1 is `[0][0]` and h8 `[7][7]`; a plane's unlisted cells are `False`",
+    "plane",
+    [[plane, f"`[rank][file]` holds {name}"] for plane, name in enumerate(_PLANE_NAMES)]
+    + [[TENSOR_CASTLING_PLANE, "a castling right is held, marked on its rook's corner: "
+        + ", ".join(f"`[{chess.square_rank(square)}][{chess.square_file(square)}]` {right}"
+                    for right, square in zip(_CASTLING_NAMES, CASTLING_SQUARES))],
+       [TENSOR_EN_PASSANT_PLANE, "`[rank][file]` is the en passant square, marked only when an en passant capture is legal"],
+       [TENSOR_TURN_PLANE, "`[0][0]`: White is to move"]],
+    f"(10, {', '.join(map(str, TENSOR_SHAPE))})",
+)
+
+SCHEMAS = {"default": _DEFAULT_SCHEMA, "history": _HISTORY_SCHEMA, "bitboard": _BITBOARD_SCHEMA, "tensor": _TENSOR_SCHEMA}
 
 
 def card_data_infos(release: Release) -> dict[str, DatasetInfo]:

@@ -59,8 +59,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--repo", help="dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)")
     add("--config-name", choices=CONFIG_NAMES,
-        help="the dataset config to build: 'default' (the position 10 times) or 'history' (the last 10 positions "
-             "and metadata, under history/); publishing one config never touches another's files")
+        help="the dataset config to build (default 'default'): "
+             + "; ".join(f"'{name}' ({spec.folder or 'the root'}): {spec.description}" for name, spec in CONFIGS.items())
+             + ". Publishing one config never touches another's files")
     add("--data-path", nargs="+", metavar="PATH",
         help="raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
              "(default: the embedded self-play sample)")

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The 69-token position encoding: boards to tokens and back.
+"""The position encodings: boards to 69 tokens, 773-bool bitboards or 8x8x15-bool tensors, and back.
 
-This module is the compatibility contract of every dataset version. A sequence
-has 69 ``int8`` tokens:
+This module is the compatibility contract of every dataset version. A token
+sequence has 69 ``int8`` tokens:
 
 * indices 0-63: the squares in python-chess order (a1=0, b1=1, ..., h8=63);
 * index 64: the side to move;
@@ -12,6 +12,13 @@ has 69 ``int8`` tokens:
 :data:`VOCABULARY` is the one table of tokens; everything else refers to it.
 The encoding is lossy: the en passant square and the move counters are
 dropped, so :func:`token_sequence_to_board` restores everything else.
+
+The ``bitboard`` and ``tensor`` configs use the bool encodings of the project
+this dataset replaces (its ``BitboardEncoder`` and ``TensorEncoder``), bit for
+bit: :func:`board_to_bitboard` and :func:`board_to_tensor` per board,
+:func:`tokens_to_bitboards` and :func:`tokens_to_tensors` for many token rows
+at once. Their piece planes come from :data:`PLANE_PIECES` and
+:data:`TOKEN_PIECES`, so the three encodings cannot disagree on a piece.
 """
 
 from __future__ import annotations
@@ -218,18 +225,231 @@ def tokens_to_fen(tokens: np.ndarray) -> str:
     return token_sequence_to_board(tokens).fen()
 
 
-def decode_window(window: np.ndarray) -> list[chess.Board | None]:
-    """Decode a window of positions: one board per row, None for a mask row.
+#: The piece of each piece plane, in plane order: White pawn, knight, bishop,
+#: rook, queen, king, then Black in the same order. The bitboard's twelve
+#: 64-square blocks and the tensor's planes 0-11 follow it.
+PLANE_PIECES: Final[tuple[chess.Piece, ...]] = tuple(
+    chess.Piece(piece_type, color) for color in (chess.WHITE, chess.BLACK) for piece_type in chess.PIECE_TYPES
+)
 
-    Args:
-        window: ``(rows, 69)`` tokens, such as a ``window`` of the dataset
-            (``window[0]`` is the position, ``window[i]`` ``i`` plies earlier
-            in the ``history`` config).
+#: A bitboard: ``64 * plane + square`` for each piece plane, then the side to
+#: move (True: White), then the castling rights in token order (W-K, W-Q, B-K, B-Q).
+BITBOARD_LENGTH: Final = 773
+BITBOARD_TURN_INDEX: Final = 64 * len(PLANE_PIECES)
+BITBOARD_CASTLING_INDICES: Final = tuple(range(BITBOARD_TURN_INDEX + 1, BITBOARD_LENGTH))  # 769-772
+
+#: A tensor is indexed ``[rank][file][plane]`` (a1 is ``[0][0]``): planes 0-11
+#: the pieces; 12 the castling rights, each on its rook's corner (the square
+#: of :data:`CASTLING_SQUARES`); 13 the en passant square when a capture is
+#: legal; 14 the side to move at ``[0][0]`` (True: White).
+TENSOR_SHAPE: Final = (8, 8, 15)
+TENSOR_CASTLING_PLANE: Final = 12
+TENSOR_EN_PASSANT_PLANE: Final = 13
+TENSOR_TURN_PLANE: Final = 14
+TENSOR_TURN_SQUARE: Final = chess.A1
+
+#: ``_TOKEN_PLANE[token]``: the piece plane of a square token, -1 for the
+#: empty and mask tokens; derived from the two piece tables.
+_TOKEN_PLANE: Final = np.full(256, -1, dtype=np.int8)
+for _token, _piece in TOKEN_PIECES.items():
+    _TOKEN_PLANE[_token] = PLANE_PIECES.index(_piece)
+#: ``_TOKEN_CELL[token]``: the 15 planes of a tensor cell holding a square
+#: token, as one 15-byte item, so that one ``np.take`` fills a whole cell.
+_TOKEN_CELL: Final = (_TOKEN_PLANE[:, None] == np.arange(TENSOR_SHAPE[2])).view(f"V{TENSOR_SHAPE[2]}").reshape(-1)
+
+
+def _square_bits(mask: int) -> np.ndarray:
+    """The 64 squares of a python-chess square set as bools, a1..h8."""
+    return np.unpackbits(np.array([mask], dtype="<u8").view(np.uint8), bitorder="little").astype(bool)
+
+
+def _piece_planes(board: chess.Board) -> np.ndarray:
+    """``bool`` ``(12, 64)``: the squares of each piece of :data:`PLANE_PIECES`."""
+    return np.stack([_square_bits(board.pieces_mask(piece.piece_type, piece.color)) for piece in PLANE_PIECES])
+
+
+def _castling_held(board: chess.Board) -> np.ndarray:
+    """``bool`` ``(4,)``: the clean castling rights W-K, W-Q, B-K, B-Q (as ``has_kingside_castling_rights`` ...)."""
+    rights = board.clean_castling_rights()
+    return np.array([bool(rights & chess.BB_SQUARES[square]) for square in CASTLING_SQUARES])
+
+
+def board_to_bitboard(board: chess.Board) -> np.ndarray:
+    """Encode ``board`` as the original ``BitboardEncoder`` did: ``bool`` ``(773,)``.
+
+    Index ``64 * plane + square`` is True where the piece of
+    :data:`PLANE_PIECES` ``[plane]`` stands on ``square`` (python-chess order,
+    a1=0 ... h8=63); index 768 is True when White is to move; 769-772 are the
+    castling rights White kingside, White queenside, Black kingside, Black
+    queenside, as python-chess reports them (the clean rights). The en
+    passant square and the move counters are not encoded.
+    """
+    bitboard = np.empty(BITBOARD_LENGTH, dtype=bool)
+    bitboard[:BITBOARD_TURN_INDEX] = _piece_planes(board).reshape(-1)
+    bitboard[BITBOARD_TURN_INDEX] = board.turn == chess.WHITE
+    bitboard[BITBOARD_CASTLING_INDICES[0] :] = _castling_held(board)
+    return bitboard
+
+
+def board_to_tensor(board: chess.Board) -> np.ndarray:
+    """Encode ``board`` as the original ``TensorEncoder`` did: ``bool`` ``(8, 8, 15)``.
+
+    ``tensor[rank][file][plane]``, a1 at ``[0][0]``: planes 0-11 the pieces of
+    :data:`PLANE_PIECES`; plane 12 the clean castling rights on the rook
+    corners (``[0][0]`` White queenside, ``[0][7]`` White kingside,
+    ``[7][0]`` Black queenside, ``[7][7]`` Black kingside); plane 13 the en
+    passant square, only when an en passant capture is legal
+    (``has_legal_en_passant``); plane 14 True at ``[0][0]`` when White is to
+    move. Every other cell of planes 12-14 is False.
+    """
+    cells = np.zeros((64, TENSOR_SHAPE[2]), dtype=bool)  # row = square = 8 * rank + file
+    cells[:, : len(PLANE_PIECES)] = _piece_planes(board).T
+    cells[list(CASTLING_SQUARES), TENSOR_CASTLING_PLANE] = _castling_held(board)
+    if board.has_legal_en_passant():
+        cells[board.ep_square, TENSOR_EN_PASSANT_PLANE] = True
+    cells[TENSOR_TURN_SQUARE, TENSOR_TURN_PLANE] = board.turn == chess.WHITE
+    return cells.reshape(TENSOR_SHAPE)
+
+
+def _bool_array(array: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.shape != shape:
+        raise ValueError(f"expected a {name} of shape {shape}, got shape {array.shape}")
+    if array.dtype != np.bool_:
+        raise ValueError(f"expected a bool {name}, got dtype {array.dtype}")
+    return array
+
+
+def _planes_to_board(pieces: np.ndarray, white_to_move: bool, castling: np.ndarray) -> chess.Board:
+    """A board from ``(12, 64)`` piece planes, the side to move and the 4 castling rights in token order."""
+    counts = pieces.sum(axis=0)
+    if (counts > 1).any():
+        square = int(np.argmax(counts))
+        raise ValueError(f"square {chess.SQUARE_NAMES[square]} holds {counts[square]} pieces")
+    board = chess.Board.empty()
+    for plane, square in zip(*np.nonzero(pieces)):
+        board.set_piece_at(int(square), PLANE_PIECES[plane])
+    board.turn = bool(white_to_move)
+    board.castling_rights = sum(chess.BB_SQUARES[square] for square, held in zip(CASTLING_SQUARES, castling) if held)
+    return board
+
+
+def bitboard_to_board(bitboard: np.ndarray) -> chess.Board:
+    """Decode a :func:`board_to_bitboard` array: pieces, side to move and castling rights.
+
+    Kingside and queenside rights decode to themselves (the original decoder
+    swapped them). The board has no en passant square and move counters
+    reset (halfmove 0, fullmove 1).
 
     Raises:
-        ValueError: if a row is neither all mask tokens nor a valid position.
+        ValueError: if ``bitboard`` is not ``bool`` ``(773,)`` or puts two
+            pieces on a square.
+    """
+    array = _bool_array(bitboard, (BITBOARD_LENGTH,), "bitboard")
+    pieces = array[:BITBOARD_TURN_INDEX].reshape(len(PLANE_PIECES), 64)
+    return _planes_to_board(pieces, array[BITBOARD_TURN_INDEX], array[BITBOARD_CASTLING_INDICES[0] :])
+
+
+def tensor_to_board(tensor: np.ndarray) -> chess.Board:
+    """Decode a :func:`board_to_tensor` array: pieces, side to move, castling rights, en passant square.
+
+    Kingside and queenside rights decode to themselves (the original decoder
+    swapped them). Move counters are reset (halfmove 0, fullmove 1).
+
+    Raises:
+        ValueError: if ``tensor`` is not ``bool`` ``(8, 8, 15)``, puts two
+            pieces on a square, marks more than one en passant square, or
+            marks castling off the rook corners or the side to move off ``[0][0]``.
+    """
+    cells = _bool_array(tensor, TENSOR_SHAPE, "tensor").reshape(64, TENSOR_SHAPE[2])
+    castling = cells[:, TENSOR_CASTLING_PLANE]
+    if castling.sum() != castling[list(CASTLING_SQUARES)].sum():
+        raise ValueError("the castling plane marks a square that is not a rook corner (a1, h1, a8, h8)")
+    turn = cells[:, TENSOR_TURN_PLANE]
+    if turn.sum() != turn[TENSOR_TURN_SQUARE]:
+        raise ValueError("the side-to-move plane marks a square other than a1")
+    en_passant = np.flatnonzero(cells[:, TENSOR_EN_PASSANT_PLANE])
+    if len(en_passant) > 1:
+        raise ValueError(f"the en passant plane marks {len(en_passant)} squares")
+    board = _planes_to_board(cells[:, : len(PLANE_PIECES)].T, turn[TENSOR_TURN_SQUARE], castling[list(CASTLING_SQUARES)])
+    board.ep_square = int(en_passant[0]) if len(en_passant) else None
+    return board
+
+
+def _token_codes(tokens: np.ndarray) -> np.ndarray:
+    array = np.asarray(tokens)
+    if array.ndim < 1 or array.shape[-1] != SEQUENCE_LENGTH or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"expected integer tokens of shape (..., {SEQUENCE_LENGTH}), got {array.dtype} {array.shape}")
+    return array
+
+
+def tokens_to_bitboards(tokens: np.ndarray) -> np.ndarray:
+    """The batch bitboard encoder: ``(..., 69)`` tokens to ``bool`` ``(..., 773)``.
+
+    Each row equals :func:`board_to_bitboard` of the row's board; rows of
+    mask tokens (the padding of history windows) are all False.
+    """
+    tokens = _token_codes(tokens)
+    lead = tokens.shape[:-1]
+    planes = np.take(_TOKEN_PLANE, tokens[..., :64].astype(np.uint8))
+    bitboards = np.empty((*lead, BITBOARD_LENGTH), dtype=bool)
+    # One comparison per (plane, square) writes the plane-major blocks in order.
+    pieces = planes[..., None, :] == np.arange(len(PLANE_PIECES), dtype=np.int8)[:, None]
+    bitboards[..., :BITBOARD_TURN_INDEX] = pieces.reshape(*lead, BITBOARD_TURN_INDEX)
+    bitboards[..., BITBOARD_TURN_INDEX] = tokens[..., SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE
+    bitboards[..., BITBOARD_CASTLING_INDICES[0] :] = tokens[..., CASTLING_INDICES[0] :] == CASTLING_HELD
+    return bitboards
+
+
+def tokens_to_tensors(tokens: np.ndarray, en_passant: np.ndarray) -> np.ndarray:
+    """The batch tensor encoder: ``(..., 69)`` tokens to ``bool`` ``(..., 8, 8, 15)``.
+
+    Args:
+        tokens: the positions' tokens.
+        en_passant: shape ``tokens.shape[:-1]``, each position's en passant
+            square when an en passant capture is legal, else -1 (as the
+            ``history_en_passant`` rows of :mod:`.rows` hold it).
+
+    Each row equals :func:`board_to_tensor` of the row's board; rows of mask
+    tokens with en passant -1 (the padding of history windows) are all False.
+    """
+    tokens = _token_codes(tokens)
+    lead = tokens.shape[:-1]
+    en_passant = np.asarray(en_passant)
+    if en_passant.shape != lead:
+        raise ValueError(f"expected en passant squares of shape {lead}, got shape {en_passant.shape}")
+    squares = np.take(_TOKEN_CELL, tokens[..., :64].astype(np.uint8))
+    cells = squares.view(np.bool_).reshape(*lead, 64, TENSOR_SHAPE[2])  # (..., square = 8 * rank + file, plane)
+    cells[..., list(CASTLING_SQUARES), TENSOR_CASTLING_PLANE] = tokens[..., CASTLING_INDICES[0] :] == CASTLING_HELD
+    flat_cells, flat_en_passant = cells.reshape(-1, *cells.shape[-2:]), en_passant.reshape(-1)
+    held = np.flatnonzero(flat_en_passant >= 0)
+    flat_cells[held, flat_en_passant[held], TENSOR_EN_PASSANT_PLANE] = True
+    cells[..., TENSOR_TURN_SQUARE, TENSOR_TURN_PLANE] = tokens[..., SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE
+    return cells.reshape(*lead, *TENSOR_SHAPE)
+
+
+def decode_window(window: np.ndarray) -> list[chess.Board | None]:
+    """Decode a window of positions in any of the three encodings: one board per row, None for padding.
+
+    Args:
+        window: a ``window`` of the dataset, with ``window[0]`` the position
+            and, in the history configs, ``window[i]`` the position ``i``
+            plies earlier. By its shape and dtype: integer ``(rows, 69)``
+            tokens (padding rows all mask tokens), ``bool`` ``(rows, 773)``
+            bitboards or ``bool`` ``(rows, 8, 8, 15)`` tensors (padding rows
+            all False).
+
+    Raises:
+        ValueError: if the window has none of those shapes, or a row is
+            neither padding nor a valid position.
     """
     array = np.asarray(window)
-    if array.ndim != 2 or array.shape[1] != SEQUENCE_LENGTH:
-        raise ValueError(f"expected a window of shape (rows, {SEQUENCE_LENGTH}), got shape {array.shape}")
-    return [None if (row == MASK).all() else token_sequence_to_board(row) for row in array]
+    if array.dtype == np.bool_ and array.shape[1:] in ((BITBOARD_LENGTH,), TENSOR_SHAPE):
+        decode = bitboard_to_board if array.shape[1:] == (BITBOARD_LENGTH,) else tensor_to_board
+        return [decode(row) if row.any() else None for row in array]
+    if array.ndim == 2 and array.shape[1] == SEQUENCE_LENGTH and np.issubdtype(array.dtype, np.integer):
+        return [None if (row == MASK).all() else token_sequence_to_board(row) for row in array]
+    raise ValueError(
+        f"expected a window of shape (rows, {SEQUENCE_LENGTH}) (integer tokens), (rows, {BITBOARD_LENGTH}) (bool "
+        f"bitboards) or (rows, {', '.join(map(str, TENSOR_SHAPE))}) (bool tensors), got shape {array.shape} dtype {array.dtype}"
+    )

@@ -9,6 +9,7 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import chess
@@ -34,20 +35,26 @@ SHARED = REPO_ROOT.parent / "shared" / "data"
 LICHESS = SHARED / "lichess"
 
 
-def reference(text: str) -> dict[tuple[str, int], dict[str, object]]:
-    """Per (game id, ply): what python-chess's replay of ``text`` says the row must hold."""
-    expected: dict[tuple[str, int], dict[str, object]] = {}
+def replayed_games(text: str) -> Iterator[tuple[chess.pgn.Game, str, list[chess.Board]]]:
+    """Each game of ``text``, its game id, and python-chess's replay: its boards from ply 0 on."""
     raws = iter(split_games(text.splitlines()))
     handle = io.StringIO(text)
     while (game := chess.pgn.read_game(handle)) is not None:
         raw = next(raws)
         site = game.headers.get("Site", "")
-        game_id = site if "://" in site else game_digest(raw).hex()
         board = game.board()
         history = [board.copy(stack=False)]
-        for ply, move in enumerate(game.mainline_moves(), start=1):
+        for move in game.mainline_moves():
             board.push(move)
             history.append(board.copy(stack=False))
+        yield game, site if "://" in site else game_digest(raw).hex(), history
+
+
+def reference(text: str) -> dict[tuple[str, int], dict[str, object]]:
+    """Per (game id, ply): what python-chess's replay of ``text`` says the row must hold."""
+    expected: dict[tuple[str, int], dict[str, object]] = {}
+    for game, game_id, history in replayed_games(text):
+        for ply, board in enumerate(history[1:], start=1):
             window = [board_to_token_sequence(history[ply - i]) if ply - i >= 0 else np.full(69, MASK, np.int8)
                       for i in range(WINDOW_LENGTH)]
             expected[(game_id, ply)] = {
