@@ -224,19 +224,22 @@ def many_games(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_interrupted_dry_run_leaves_nothing_loadable(
     hub: Hub, many_games: Path, tmp_path: Path, sig: int, code: int, word: str, num_proc: int
 ) -> None:
-    out = tmp_path / "out"
+    out, work = tmp_path / "out", tmp_path / "work"
     process = subprocess.Popen(
         [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(out), "--data-path", str(many_games),
-         "--batches", "400", "--batch-size", "40", "--sampling", "all", "--num-proc", str(num_proc)],
+         "--batches", "400", "--batch-size", "40", "--sampling", "all", "--num-proc", str(num_proc),
+         "--workdir", str(work)],
         cwd=REPO_ROOT, env=hub.env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C signals
     )
+    # Shards are built in the work folder, then given their names in the
+    # output folder: interrupt once the build has written its first rows.
     deadline = time.monotonic() + 120
-    while not list(out.glob("train/.batch_*")) and process.poll() is None and time.monotonic() < deadline:
+    while not list(work.rglob("*.arrow")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     # Freeze the group while the signal is queued, so it cannot finish first.
     os.killpg(process.pid, signal.SIGSTOP)
-    assert list(out.glob("train/.batch_*")), "no shard was being written"
+    assert list(work.rglob("*.arrow")), "the build wrote nothing before the interrupt"
     if num_proc == 1:
         process.send_signal(sig)
     else:
