@@ -262,10 +262,11 @@ class Publisher:
         with self.stages.time("card"):
             # The other configs the release holds keep their files and their card entries.
             files = self.state.files if pushing else [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
-            held = {name for name, count in config_batches(files).items() if count and name != config.name}
+            present = config_batches(files)
+            held = {name for name, count in present.items() if count and name != config.name}
             previous = self._previous_card(root, head)
             other_configs = {name: info for name, info in previous.items() if name in held}
-            counts = {**config_batches(files), config.name: batches_done}
+            counts = {**present, config.name: batches_done}
             versions = sorted(
                 ((tag, config_batches(paths)) for tag, paths in self.state.tag_files.items()),
                 key=lambda item: (sum(item[1].values()), item[0]),

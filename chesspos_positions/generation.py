@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import rows as rows_
-from .games import Summary, game_id, replay_tokens, sample_plies, start_game, starting_board
+from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
 from .sources import RawGame
 from .units import UNIT_BYTES, WorkItem, read_chunks
@@ -110,8 +110,7 @@ def encode_unit(
             if game.skip is None:
                 summary.games_kept += 1
                 summary.positions += len(chosen)
-                start = starting_board(game.headers) if "FEN" in game.headers else None
-                splits[is_train_game(game.digest, train_ratio)].add(game.headers, game_id(game), start, tokens, chosen)
+                splits[is_train_game(game.digest, train_ratio)].add(game, tokens, chosen)
                 continue
         summary.skipped[game.skip] += 1
         if game.skip in ("illegal_move", "null_move", "invalid_fen", "broken_tags"):
@@ -177,13 +176,12 @@ class BatchAssembler:
     summary: Summary = field(default_factory=Summary)
     times: StageTimes = field(default_factory=StageTimes)
     _buffers: dict[str, list[pa.Table]] = field(default_factory=lambda: {"train": [], "test": []})
+    _schema: pa.Schema | None = None  # the rows' schema, from the unit results
 
     @property
     def quotas(self) -> dict[str, int]:
         """Rows per full batch for each split."""
         return quotas(self.batch_size, self.train_ratio)
-
-    _schema: pa.Schema | None = None
 
     def _buffered(self, split: str) -> int:
         return sum(part.num_rows for part in self._buffers[split])

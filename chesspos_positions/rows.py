@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .encoding import SEQUENCE_LENGTH, board_to_token_sequence
+from .games import ParsedGame, game_id, starting_board
 from .history import WINDOW_LENGTH, Games, fens, game_clocks, history_rows, history_windows
 from .sampling import parse_rating
 
@@ -55,7 +56,6 @@ HISTORY_SCHEMA: Final = pa.schema(
         *METADATA_SCHEMA,
     ]
 )
-SCHEMAS: Final[dict[str, pa.Schema]] = {"position": POSITION_SCHEMA, "history": HISTORY_SCHEMA}
 
 #: The metadata columns that are the same for all positions of a game.
 _GAME_FIELDS: Final = ("game_id", "white_elo", "black_elo", "result", "time_control", "eco")
@@ -123,13 +123,11 @@ class RowCollector:
         self._metadata: dict[str, list[object]] = {name: [] for name in _GAME_FIELDS}
         self._counts: list[int] = []
 
-    def add(self, headers: dict[str, str], game_id: str, start: chess.Board | None, tokens: np.ndarray, chosen: np.ndarray) -> None:
-        """Add a game's sampled positions.
+    def add(self, game: ParsedGame, tokens: np.ndarray, chosen: np.ndarray) -> None:
+        """Add a kept game's sampled positions.
 
         Args:
-            headers: the game's tags.
-            game_id: its ``Site`` URL or content hash.
-            start: its first position (None: the standard start).
+            game: the game (its headers give the start position and metadata).
             tokens: ``(n, 69)``, the positions after each of its mainline moves.
             chosen: 0-based indices into ``tokens`` of the sampled positions, ascending.
         """
@@ -137,6 +135,9 @@ class RowCollector:
         self._tokens.append(tokens if len(chosen) == len(tokens) else tokens[chosen])
         if self.kind == "position":
             return
+        # Only history rows need the start board and metadata: the default path skips this work.
+        headers = game.headers
+        start = starting_board(headers) if "FEN" in headers else None
         first = _STANDARD_START if start is None else board_to_token_sequence(start)
         self._games.append((start if start is not None else _STANDARD_BOARD, np.concatenate([first[None], tokens])))
         self._rows.append(self._positions + chosen + 1)  # ply 0 is the game's first position
@@ -144,7 +145,7 @@ class RowCollector:
         self._counts.append(len(chosen))
         result = headers.get("Result", "*").strip()
         for name, value in (
-            ("game_id", game_id),
+            ("game_id", game_id(game)),
             ("white_elo", _elo(headers.get("WhiteElo"))),
             ("black_elo", _elo(headers.get("BlackElo"))),
             ("result", result if result in _RESULTS else "*"),
