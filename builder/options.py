@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from chesspos_positions.builder import ChessposPositionsConfig
-from chesspos_positions.executors import EXECUTORS, SLURM_KEYS
+from chesspos_positions.configs import ConfigName
+from chesspos_positions.executors import SLURM_KEYS, ExecutorKind
+from chesspos_positions.sampling import SamplingMode
 from chesspos_positions.units import UNIT_BYTES
-from chesspos_positions.configs import CONFIG_NAMES, ConfigName
 
 DEFAULT_OUTPUT_DIR = "out"
 
@@ -39,7 +40,7 @@ class PublishOptions:
     batch_size: int = ChessposPositionsConfig.batch_size
     train_ratio: float = ChessposPositionsConfig.train_ratio
     seed: int = ChessposPositionsConfig.seed
-    sampling: str = ChessposPositionsConfig.sampling
+    sampling: SamplingMode = ChessposPositionsConfig.sampling  # type: ignore[assignment]
     num_proc: int = 1
     dry_run: bool = False
     output_dir: str | None = None
@@ -52,7 +53,7 @@ class PublishOptions:
     pretty_name: str = "Chess positions"
     profile: bool = False
     # Where the build runs (see README "Building at scale"); none of these changes the shards.
-    executor: str = "local"
+    executor: ExecutorKind = "local"
     workdir: str | None = None
     no_wait: bool = False
     ray_address: str = "auto"
@@ -97,6 +98,10 @@ class PublishOptions:
 
 
 _FIELDS = {f.name: f for f in fields(PublishOptions)}
+#: The allowed values of the fields typed as a ``Literal`` (the modes).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    name: get_args(hint) for name, hint in get_type_hints(PublishOptions).items() if get_origin(hint) is Literal
+}
 #: Keys a config file may not set: secrets do not belong in files.
 _NOT_IN_FILES = {"token"}
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -124,9 +129,9 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 for t in value):
             raise OptionsError(f"{origin}: elo_tiers must be a list of [min_rating, keep_probability] pairs, got {value!r}")
         return value
-    if name == "config_name":
-        if value not in CONFIG_NAMES:
-            raise OptionsError(f"{origin}: config_name must be one of {', '.join(CONFIG_NAMES)}, got {value!r}")
+    if choices := _CHOICES.get(name):
+        if value not in choices:
+            raise OptionsError(f"{origin}: {name} must be one of {', '.join(choices)}, got {value!r}")
         return value
     kind = annotation.split(" |")[0]
     accepted = _TYPES[kind]
@@ -176,8 +181,6 @@ def validate(options: PublishOptions) -> None:
     """Check values across options and through the builder config."""
     if options.num_proc < 1:
         raise OptionsError(f"--num-proc must be >= 1, got {options.num_proc}")
-    if options.executor not in EXECUTORS:
-        raise OptionsError(f"--executor must be one of {', '.join(EXECUTORS)}, got {options.executor!r}")
     if options.executor != "local" and options.workdir is None:
         raise OptionsError(f"--executor {options.executor} needs --workdir DIR, on storage every node reaches")
     if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):

@@ -36,6 +36,7 @@ from chesspos_positions.steps import (
 )
 from chesspos_positions.timing import StageTimes
 
+from . import output
 from .options import PublishOptions
 from .shards import SPLITS, Shard, shard_path, write_shard
 
@@ -117,7 +118,7 @@ def build_shards(options: PublishOptions, root: Path, times: StageTimes) -> Buil
         shards = []
         for planned in plan.batches:
             for record in read_json(_record(folder, planned.index)):
-                target = root / record["path_in_repo"]
+                target = output.pending_path(root / record["path_in_repo"])
                 _place(Path(record["local_path"]), target)
                 shards.append(Shard(**{**record, "local_path": target}))
         partial = None
@@ -129,7 +130,7 @@ def build_shards(options: PublishOptions, root: Path, times: StageTimes) -> Buil
 
 
 def _place(source: Path, target: Path) -> None:
-    """Put a finished shard into the output folder under its final name only once it is whole.
+    """Put a finished shard into the output folder under its pending name only once it is whole.
 
     A hard link where possible (no copy), else a copy; either goes to a
     temporary name first, so an interrupted run never leaves a partial shard.

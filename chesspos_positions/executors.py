@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
+import multiprocess
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.pipeline.base import PipelineStep
@@ -30,6 +32,12 @@ EXECUTORS: Final = get_args(ExecutorKind)
 
 #: The keys of a config file's ``slurm:`` section, with datatrove's names and meanings.
 SLURM_KEYS: Final = ("partition", "time", "cpus_per_task", "mem_per_cpu_gb", "venv_path", "env_command", "sbatch_args")
+
+
+#: How local workers start. datatrove's default, forkserver, makes each worker
+#: import the project (datasets, pyarrow) again: seconds per stage, more than a
+#: small build's work. Forked workers share the parent's imports.
+_START_METHOD: Final = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 class StagesError(RuntimeError):
@@ -106,6 +114,14 @@ def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSet
         executor.run()
     except Exception as error:  # a task's own error: reported with the stage, its logs and how to resume
         raise _incomplete(stage, executor, settings, ranks, error) from error
+    except BaseException:
+        # An interrupt may land while datatrove starts its multiprocess manager,
+        # before the manager is set to be shut down: the interpreter would then
+        # wait for it forever at exit.
+        for child in multiprocess.active_children():
+            child.terminate()
+            child.join()
+        raise
     if executor.get_incomplete_ranks(ranks):
         raise _incomplete(stage, executor, settings, ranks)
 
@@ -118,7 +134,7 @@ def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
         size = min(size, stage.tasks - start)
         executor = LocalPipelineExecutor(pipeline=[stage.step], tasks=stage.tasks, workers=min(settings.num_proc, size),
                                          logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
-                                         local_rank_offset=start)
+                                         local_rank_offset=start, start_method=_START_METHOD)
         _run_checked(stage, executor, settings, range(start, start + size))
         start, size = start + size, 2 * size
 
@@ -131,7 +147,7 @@ def logging_dir(settings: ExecutorSettings, stage: Stage) -> Path:
 def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecutor | None = None) -> PipelineExecutor:
     common: dict[str, Any] = {"pipeline": [stage.step], "tasks": stage.tasks, "logging_dir": str(logging_dir(settings, stage))}
     if settings.kind == "local":
-        return LocalPipelineExecutor(workers=min(settings.num_proc, stage.tasks), **common)
+        return LocalPipelineExecutor(workers=min(settings.num_proc, stage.tasks), start_method=_START_METHOD, **common)
     if settings.kind == "ray":
         try:
             import ray
