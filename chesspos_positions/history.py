@@ -20,6 +20,7 @@ from typing import Final
 
 import chess
 import numpy as np
+import pyarrow as pa
 
 from .encoding import (
     BLACK_TO_MOVE,
@@ -163,32 +164,34 @@ def game_clocks(games: Games) -> Clocks:
     return Clocks(en_passant, halfmove, fullmove)
 
 
-# Piece placement is built as bytes for all positions at once: one character
-# per square, rank 8 first, "/" between ranks, an empty run written as its
-# length on its first square and NUL (deleted afterwards) on the others.
+# Every FEN is built as one fixed-width row of bytes, for all positions at
+# once, then packed into an Arrow string column: NUL bytes are padding and
+# are dropped. The placement takes one byte per square, rank 8 first, "/"
+# between ranks, an empty run written as its length on its first square (NUL
+# on the others); each following field is padded with NUL to its widest form.
 _SQUARE_CHARS: Final = np.zeros(256, dtype=np.uint8)
 for _token, _piece in TOKEN_PIECES.items():
     _SQUARE_CHARS[_token] = ord(_piece.symbol())
 _FEN_ORDER: Final = np.array([rank * 8 + file for rank in range(7, -1, -1) for file in range(8)])
 # Castling field by the 4 held bits (W-K, W-Q, B-K, B-Q), first bit lowest.
 _CASTLING_FIELDS: Final = np.array(
-    ["".join(c for bit, c in enumerate("KQkq") if code >> bit & 1) or "-" for code in range(16)], dtype=object
-)
-_EN_PASSANT_FIELDS: Final = np.array([*chess.SQUARE_NAMES, "-"], dtype=object)
+    [list(("".join(c for bit, c in enumerate("KQkq") if code >> bit & 1) or "-").ljust(4, "\0")) for code in range(16)],
+    dtype="S1",
+).view(np.uint8)
+# En passant field by square, and "-" for -1 (the last row).
+_EN_PASSANT_FIELDS: Final = np.array([list(name) for name in chess.SQUARE_NAMES] + [["-", "\0"]], dtype="S1").view(np.uint8)
 
 
-def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullmove: np.ndarray) -> list[str]:
+def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullmove: np.ndarray) -> pa.StringArray:
     """The FEN of each position, as ``chess.Board.fen()`` writes it.
 
     Args:
         tokens: ``(n, 69)`` tokens (no mask rows).
         en_passant: the legal en passant square of each position, or -1.
-        halfmove: halfmove clocks.
-        fullmove: fullmove numbers.
+        halfmove: halfmove clocks (not negative, as python-chess requires).
+        fullmove: fullmove numbers (not negative).
     """
     n = len(tokens)
-    if n == 0:
-        return []
     squares = tokens[:, _FEN_ORDER].reshape(n, 8, 8)
     empty = squares == EMPTY
     # The length of the empty run starting at each square of a rank.
@@ -197,17 +200,31 @@ def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullm
         runs[:, :, file] = (runs[:, :, file + 1] + 1) * empty[:, :, file]
     starts = empty.copy()
     starts[:, :, 1:] &= ~empty[:, :, :-1]
-    text = np.full((n, 8, 9), ord("/"), dtype=np.uint8)
-    text[:, :, :8] = np.where(empty, np.where(starts, runs[:, :, :8] + ord("0"), 0), _SQUARE_CHARS[squares.view(np.uint8)])
-    text[:, 7, 8] = ord("\n")
-    boards = text.tobytes().translate(None, b"\0").decode("ascii").split("\n")[:n]
-    sides = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, "w", "b")
+    placement = np.full((n, 8, 9), ord("/"), dtype=np.uint8)
+    placement[:, :, :8] = np.where(empty, np.where(starts, runs[:, :, :8] + ord("0"), 0), _SQUARE_CHARS[squares.view(np.uint8)])
+    placement[:, 7, 8] = ord(" ")
+    side = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, ord("w"), ord("b")).astype(np.uint8)
     held = (tokens[:, CASTLING_INDICES[0] :] == CASTLING_HELD) @ (1 << np.arange(4))
-    castling = _CASTLING_FIELDS[held].tolist()
-    passant = _EN_PASSANT_FIELDS[en_passant].tolist()  # -1 picks the last: "-"
-    return [
-        f"{board} {side} {rights} {ep} {half} {full}"
-        for board, side, rights, ep, half, full in zip(
-            boards, sides.tolist(), castling, passant, halfmove.tolist(), fullmove.tolist()
-        )
-    ]
+    space = np.full((n, 1), ord(" "), dtype=np.uint8)
+    text = np.concatenate(
+        [
+            placement.reshape(n, 72), side[:, None], space, _CASTLING_FIELDS[held], space,
+            _EN_PASSANT_FIELDS[en_passant], space, _decimal(halfmove), space, _decimal(fullmove),
+        ],
+        axis=1,
+    )
+    kept = text != 0
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(kept.sum(axis=1), out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text[kept])])
+
+
+def _decimal(values: np.ndarray) -> np.ndarray:
+    """``(n, width)`` ASCII digits of non-negative integers, right-aligned: NUL before the first digit."""
+    values = np.asarray(values, dtype=np.int64)
+    width = len(str(int(values.max()))) if len(values) else 1
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    digits = (values[:, None] // powers % 10 + ord("0")).astype(np.uint8)
+    # Drop leading zeros (not the ones digit); NULs anywhere in a row are padding.
+    digits[(values[:, None] < powers) & (powers > 1)] = 0
+    return digits
