@@ -166,13 +166,45 @@ def game_clocks(games: Games) -> Clocks:
 
 # Every FEN is built as one fixed-width row of bytes, for all positions at
 # once, then packed into an Arrow string column: NUL bytes are padding and
-# are dropped. The placement takes one byte per square, rank 8 first, "/"
-# between ranks, an empty run written as its length on its first square (NUL
-# on the others); each following field is padded with NUL to its widest form.
+# are dropped. Each rank is written from two lookups of its half ranks: the
+# text of a half rank but for its empty run next to the other half, whose
+# length is written between them (merged with the other half's).
 _SQUARE_CHARS: Final = np.zeros(256, dtype=np.uint8)
 for _token, _piece in TOKEN_PIECES.items():
     _SQUARE_CHARS[_token] = ord(_piece.symbol())
-_FEN_ORDER: Final = np.array([rank * 8 + file for rank in range(7, -1, -1) for file in range(8)])
+#: A square's half-rank digit is its token - EMPTY: 0 empty, 2..13 a piece.
+_BASE: Final = 14
+
+
+def _half_rank_table(left: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per half rank (4 squares as base-14 digits, file order): its FEN text and the run it leaves out.
+
+    Returns:
+        ``uint8`` ``(14**4, 4)`` text, an empty run written as its length on
+        its first square, NUL elsewhere, except the run touching the other
+        half (the right end of a ``left`` half, else the left end), which is
+        left out; and ``uint8`` ``(14**4,)``: that run's length.
+    """
+    codes = np.stack(np.unravel_index(np.arange(_BASE**4), (_BASE,) * 4), axis=1)
+    empty = codes == 0
+    runs = np.zeros((len(codes), 5), dtype=np.uint8)  # the empty run starting at each square
+    for file in range(3, -1, -1):
+        runs[:, file] = (runs[:, file + 1] + 1) * empty[:, file]
+    files = np.arange(4)
+    first = empty.copy()
+    first[:, 1:] &= ~empty[:, :-1]
+    if left:
+        inner = first & (files + runs[:, :4] < 4)
+        edge = np.cumprod(empty[:, ::-1], axis=1).sum(axis=1)
+    else:
+        inner = first & (files > 0)
+        edge = runs[:, 0]
+    text = np.where(empty, np.where(inner, runs[:, :4] + ord("0"), 0), _SQUARE_CHARS[codes + EMPTY])
+    return text.astype(np.uint8), edge.astype(np.uint8)
+
+
+_LEFT_HALVES: Final = _half_rank_table(left=True)
+_RIGHT_HALVES: Final = _half_rank_table(left=False)
 # Castling field by the 4 held bits (W-K, W-Q, B-K, B-Q), first bit lowest.
 _CASTLING_FIELDS: Final = np.array(
     [list(("".join(c for bit, c in enumerate("KQkq") if code >> bit & 1) or "-").ljust(4, "\0")) for code in range(16)],
@@ -192,27 +224,29 @@ def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullm
         fullmove: fullmove numbers (not negative).
     """
     n = len(tokens)
-    squares = tokens[:, _FEN_ORDER].reshape(n, 8, 8)
-    empty = squares == EMPTY
-    # The length of the empty run starting at each square of a rank.
-    runs = np.zeros((n, 8, 9), dtype=np.uint8)
-    for file in range(7, -1, -1):
-        runs[:, :, file] = (runs[:, :, file + 1] + 1) * empty[:, :, file]
-    starts = empty.copy()
-    starts[:, :, 1:] &= ~empty[:, :, :-1]
-    placement = np.full((n, 8, 9), ord("/"), dtype=np.uint8)
-    placement[:, :, :8] = np.where(empty, np.where(starts, runs[:, :, :8] + ord("0"), 0), _SQUARE_CHARS[squares.view(np.uint8)])
-    placement[:, 7, 8] = ord(" ")
-    side = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, ord("w"), ord("b")).astype(np.uint8)
-    held = (tokens[:, CASTLING_INDICES[0] :] == CASTLING_HELD) @ (1 << np.arange(4))
-    space = np.full((n, 1), ord(" "), dtype=np.uint8)
-    text = np.concatenate(
-        [
-            placement.reshape(n, 72), side[:, None], space, _CASTLING_FIELDS[held], space,
-            _EN_PASSANT_FIELDS[en_passant], space, _decimal(halfmove), space, _decimal(fullmove),
-        ],
-        axis=1,
-    )
+    # (position, rank from 1 up, half, file in half) as base-14 digits.
+    digits = tokens[:, :64].astype(np.uint16).reshape(n, 8, 2, 4)
+    digits -= EMPTY
+    halves = ((digits[..., 0] * _BASE + digits[..., 1]) * _BASE + digits[..., 2]) * _BASE + digits[..., 3]
+    halves = halves[:, ::-1]  # rank 8 first
+    halfmoves, fullmoves = _decimal(halfmove), _decimal(fullmove)
+    # Bytes 0-79 the placement (a space ends it), 80 the side, 82-85 the
+    # castling rights, 87-88 the en passant square, then the clocks; spaces between.
+    text = np.zeros((n, 91 + halfmoves.shape[1] + fullmoves.shape[1]), dtype=np.uint8)
+    placement = text[:, :80].reshape(n, 8, 10)
+    # Each half rank's 4 bytes at once, as one uint32.
+    placement[:, :, :4].view(np.uint32)[..., 0] = _LEFT_HALVES[0].view(np.uint32)[halves[..., 0], 0]
+    placement[:, :, 5:9].view(np.uint32)[..., 0] = _RIGHT_HALVES[0].view(np.uint32)[halves[..., 1], 0]
+    middle = _LEFT_HALVES[1][halves[..., 0]] + _RIGHT_HALVES[1][halves[..., 1]]
+    placement[:, :, 4] = np.where(middle > 0, middle + ord("0"), 0)
+    placement[:, :, 9] = ord("/")
+    fullmove_at = 91 + halfmoves.shape[1]
+    text[:, [79, 81, 86, 89, fullmove_at - 1]] = ord(" ")
+    text[:, 80] = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, ord("w"), ord("b"))
+    text[:, 82:86] = _CASTLING_FIELDS[(tokens[:, CASTLING_INDICES[0] :] == CASTLING_HELD) @ (1 << np.arange(4))]
+    text[:, 87:89] = _EN_PASSANT_FIELDS[en_passant]
+    text[:, 90 : fullmove_at - 1] = halfmoves
+    text[:, fullmove_at:] = fullmoves
     kept = text != 0
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(kept.sum(axis=1), out=offsets[1:])
