@@ -42,7 +42,7 @@ PARQUET_OPTIONS: Final[dict[str, Any]] = {
 #: at level 1 (94 bytes/sample), while ``default``'s window takes 6.6 s at
 #: level 6. Level 1 keeps ``history`` well within 1.5x ``default``'s cost per
 #: sample (``benchmarks/bench_configs.py``); levels 2-4 compress no better
-#: than 1, and level 5 (89 bytes/sample) takes 7.5 s.
+#: than 1, and level 5 (89 bytes/sample) takes about 8 s.
 WINDOW_COMPRESSION_LEVELS: Final[dict[str, int]] = {"history": 1}
 
 
