@@ -160,6 +160,8 @@ def test_take_gathers_across_chunks() -> None:
     taken = take(rows, order)
     assert np.array_equal(fixed_lists_to_numpy(taken.column("history"), (690,)), tokens[3:43][order])
     assert taken.column("ply").to_pylist() == (np.arange(3, 43)[order]).tolist()
+    with pytest.raises(IndexError, match=r"\[0, 40\)"):
+        take(rows, np.array([0, 40]))
 
 
 def test_same_rows_and_order_as_default(tmp_path: Path) -> None:
