@@ -32,7 +32,7 @@ import pyarrow as pa
 from . import rows as rows_
 from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
-from .sources import RawGame
+from .pgn import RawGame
 from .units import UNIT_BYTES, WorkItem, read_chunks
 from .timing import StageTimes
 

@@ -6,7 +6,7 @@ about ``unit_bytes``: chunk ``j`` holds the games that start in
 ``[cut(j * unit_bytes), cut((j + 1) * unit_bytes))``, where ``cut(b)`` is the
 first *safe game start* at or after ``b`` (chunk 0 starts at byte 0). A safe
 game start is a tag line that follows a blank line that follows a movetext
-line: there :func:`~chesspos_positions.sources.split_games` always starts a
+line: there :func:`~chesspos_positions.pgn.split_games` always starts a
 fresh game, whatever came before (even an unclosed ``{`` comment), so cutting
 the text there and splitting each chunk alone gives exactly the games of
 splitting the whole file. ``cut`` is a pure function of the bytes from
@@ -33,7 +33,8 @@ from typing import BinaryIO, Final
 
 import fsspec
 
-from .sources import _TAG_LINE, InputError, RawGame, _decode_line, _failure, iter_blocks, split_games
+from .pgn import TAG_LINE, RawGame, decode_line, split_games
+from .sources import InputError, input_failure, iter_blocks
 
 #: Text bytes per work unit: large enough that per-task overhead is small,
 #: small enough that a unit's raw text fits in memory comfortably.
@@ -117,7 +118,7 @@ def read_chunks(item: WorkItem, unit_bytes: int = UNIT_BYTES) -> Iterator[Chunk]
         except InputError:
             raise
         except OSError as error:
-            raise _failure(item.url, error) from error
+            raise input_failure(item.url, error) from error
     else:
         yield from _compressed_chunks(item, unit_bytes)
 
@@ -188,8 +189,8 @@ def _is_safe(movetext: bytes, tag: bytes) -> bool:
     """
     if movetext[:1] in (b"%", b";"):
         return False
-    line = _decode_line(movetext).strip()
-    return bool(line) and not line.startswith("[") and _TAG_LINE.match(_decode_line(tag).strip()) is not None
+    line = decode_line(movetext).strip()
+    return bool(line) and not line.startswith("[") and TAG_LINE.match(decode_line(tag).strip()) is not None
 
 
 def _compressed_chunks(item: WorkItem, unit_bytes: int) -> Iterator[Chunk]:
@@ -229,4 +230,4 @@ def _lines(text: bytes, at_file_start: bool) -> Iterator[str]:
     lines = text.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
-    return map(_decode_line, lines)
+    return map(decode_line, lines)
