@@ -32,6 +32,8 @@ STUBS = Path(__file__).resolve().parent / "slurm_stub"
 BATCHES, BATCH_SIZE = 4, 400
 #: Small units, so that the fixture files are cut into many units and the .zst into several parts.
 UNIT_BYTES = 3_000
+#: Units of the Slurm tests: still two chunks of the plain file and three parts of the .zst.
+SLURM_UNIT_BYTES = 10_000
 OPTIONS = ["--sampling", "all", "--batches", str(BATCHES), "--batch-size", str(BATCH_SIZE), "--seed", "3",
            "--unit-bytes", str(UNIT_BYTES)]
 
@@ -185,8 +187,9 @@ def test_slurm_executor_through_stub_scripts_is_byte_identical(inputs: Path, seq
                                                                        "cpus_per_task": 1, "mem_per_cpu_gb": 2}}))
     env = slurm_env(tmp_path)
     work = tmp_path / "work"
-    common = [*OPTIONS, "--config", str(config), "--data-path", str(inputs), "--workdir", str(work),
-              "--output-dir", str(tmp_path / "out")]
+    # Larger units than the other tests (each Slurm task is a new Python process): the shards do not change.
+    common = [*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(inputs),
+              "--workdir", str(work), "--output-dir", str(tmp_path / "out")]
     submitted = publish(*common, "--no-wait", env=env)
     assert "rerun the same command" in submitted.stdout and not digests(tmp_path / "out")
     # The rerun waits for the queued jobs (it submits nothing twice), then finishes the release.
@@ -205,8 +208,8 @@ def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tm
     work = tmp_path / "work"
     (work / "units").mkdir(parents=True)
     (work / "units" / "00001").write_text("in the way")  # the second file's units cannot be written: its tasks fail
-    result = publish(*OPTIONS, "--config", str(config), "--data-path", str(inputs), "--workdir", str(work),
-                     "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path), check=False)
+    result = publish(*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(inputs),
+                     "--workdir", str(work), "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path), check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "stage 'encode':" in result.stderr and "did not finish" in result.stderr
     assert f"--workdir {work.resolve()}" in result.stderr
