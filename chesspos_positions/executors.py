@@ -193,14 +193,26 @@ def _jobs_file(settings: ExecutorSettings) -> Path:
 
 
 def _queued(job_ids: list[str]) -> list[str]:
-    """Those of ``job_ids`` still pending or running (squeue forgets finished jobs)."""
+    """Those of ``job_ids`` still pending or running (squeue forgets finished jobs).
+
+    A job counts as queued when its id, or an array task ``ID_N`` of it, is a
+    word of squeue's answer, whatever its columns. When squeue refuses the
+    job list ("Invalid job id": every listed job has left the queue) the
+    whole queue is read instead.
+
+    Raises:
+        StagesError: if there is no squeue command to ask.
+    """
     if not job_ids:
         return []
-    result = subprocess.run(["squeue", "--noheader", "--format=%A", "--jobs", ",".join(job_ids)],
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:  # "Invalid job id": every listed job has left the queue
-        return []
-    return sorted({line.split("_")[0].strip() for line in result.stdout.split()} & set(job_ids))
+    for args in (["--noheader", "--format=%A", "--jobs", ",".join(job_ids)], []):
+        try:
+            result = subprocess.run(["squeue", *args], capture_output=True, text=True, check=False)
+        except FileNotFoundError as error:
+            raise StagesError("waiting for Slurm jobs needs squeue on PATH; or pass --no-wait and rerun later") from error
+        if result.returncode == 0:
+            return sorted({word.split("_")[0] for word in result.stdout.split()} & set(job_ids))
+    return []
 
 
 def _run_slurm(stages: list[Stage], settings: ExecutorSettings) -> None:
