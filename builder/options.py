@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from chesspos_positions.builder import ChessposPositionsConfig
+from chesspos_positions.builder import GENERATION_FIELDS, ChessposPositionsConfig
 from chesspos_positions.configs import ConfigName
 from chesspos_positions.executors import SLURM_KEYS, ExecutorKind
 from chesspos_positions.sampling import SamplingMode
@@ -68,23 +68,8 @@ class PublishOptions:
     max_ply: int | None = ChessposPositionsConfig.max_ply
 
     def builder_kwargs(self) -> dict[str, Any]:
-        """The builder config fields these options set."""
-        kwargs: dict[str, Any] = {
-            "data_path": tuple(self.data_path) if self.data_path else None,
-            "batches": self.batches,
-            "batch_size": self.batch_size,
-            "train_ratio": self.train_ratio,
-            "seed": self.seed,
-            "sampling": self.sampling,
-            "min_base_time": self.min_base_time,
-            "ply_full": self.ply_full,
-            "ply_keep": self.ply_keep,
-            "min_ply": self.min_ply,
-            "max_ply": self.max_ply,
-        }
-        if self.elo_tiers is not None:
-            kwargs["elo_tiers"] = tuple(tuple(tier) for tier in self.elo_tiers)
-        return kwargs
+        """The builder config fields these options set: all of them, but the Elo tiers when left to the config."""
+        return {name: getattr(self, name) for name in GENERATION_FIELDS if not (name == "elo_tiers" and self.elo_tiers is None)}
 
     def builder_config(self) -> ChessposPositionsConfig:
         """The builder config these options describe (validated by the config itself)."""

@@ -30,7 +30,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 
-from chesspos_positions.builder import EMBEDDED_SAMPLE
+from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
 from chesspos_positions.configs import CONFIG_NAMES, CONFIGS
 from chesspos_positions.executors import EXECUTORS, StagesError, StagesPending
 from chesspos_positions.games import Summary
@@ -131,22 +131,12 @@ def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
 
 
 def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
+    """The card's generation parameters: every field of the builder config, as the card shows them."""
     config = options.builder_config()
-    return {
-        "data_path": [display_input(p) for p in inputs],
-        "batches": config.batches,
-        "batch_size": config.batch_size,
-        "train_ratio": config.train_ratio,
-        "seed": config.seed,
-        "sampling": config.sampling,
-        "elo_tiers": [list(t) for t in config.sampling_rules().elo_tiers],
-        "min_base_time": config.min_base_time,
-        "ply_full": config.ply_full,
-        "ply_keep": config.ply_keep,
-        "min_ply": config.min_ply,
-        "max_ply": config.max_ply,
-        "config_name": config.name,
-    }
+    parameters: dict[str, object] = {name: getattr(config, name) for name in GENERATION_FIELDS}
+    parameters["data_path"] = [display_input(p) for p in inputs]
+    parameters["elo_tiers"] = [list(t) for t in config.sampling_rules().elo_tiers]
+    return {**parameters, "config_name": config.name}
 
 
 def config_batches(paths: Iterable[str]) -> dict[str, int]:

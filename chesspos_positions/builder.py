@@ -126,6 +126,12 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
         return [EMBEDDED_SAMPLE]
 
 
+#: The fields a config adds to datasets' BuilderConfig, in order: every setting the data depends on.
+GENERATION_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(ChessposPositionsConfig) if f.name not in {g.name for g in fields(datasets.BuilderConfig)}
+)
+
+
 class ChessposPositions(datasets.ArrowBasedBuilder):
     """Chess positions as 69-token windows, in game-level train/test batches."""
 
