@@ -28,13 +28,14 @@ from pathlib import Path
 from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, HfApi
-from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
+from huggingface_hub.utils.sha import (
+    git_hash,  # the blob id the Hub lists for regular files
+)
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
-from chesspos_positions.configs import CONFIG_NAMES, CONFIGS
-from chesspos_positions.executors import EXECUTORS, StagesError, StagesPending
+from chesspos_positions.configs import CONFIGS
+from chesspos_positions.executors import StagesError, StagesPending
 from chesspos_positions.games import Summary
-from chesspos_positions.sampling import SAMPLING_MODES
 from chesspos_positions.sources import describe_file, glob_like, resolve_paths
 from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
@@ -42,7 +43,7 @@ from chesspos_positions.timing import StageTimes
 from . import failures, hub, output
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
-from .options import DEFAULT_OUTPUT_DIR, PublishOptions, resolve_options
+from .options import PublishOptions, add_flags, resolve_options
 from .shards import SPLITS, Shard, shard_path
 from .staged import build_shards
 
@@ -56,45 +57,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`. "
                + failures.EXIT_CODES_HELP,
     )
-    add = parser.add_argument
-    add("--repo", help="dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)")
-    add("--config-name", choices=CONFIG_NAMES,
-        help="the dataset config to build (default 'default'): "
-             + "; ".join(f"'{name}' ({spec.folder or 'the root'}): {spec.description}" for name, spec in CONFIGS.items())
-             + ". Publishing one config never touches another's files")
-    add("--data-path", nargs="+", metavar="PATH",
-        help="raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
-             "(default: the embedded self-play sample)")
-    defaults = PublishOptions()
-    add("--batches", type=int, help=f"number of batches (default {defaults.batches}); more than on the repo appends a version")
-    add("--batch-size", type=int, help=f"positions per batch, train and test together (default {defaults.batch_size})")
-    add("--train-ratio", type=float,
-        help=f"train share of each batch and target share of train games (default {defaults.train_ratio})")
-    add("--seed", type=int, help=f"seed of sampling and in-batch shuffling (default {defaults.seed})")
-    add("--sampling", choices=SAMPLING_MODES, help="'default' filters by Elo, time control and ply; 'all' keeps every position")
-    add("--num-proc", type=int,
-        help=f"local processes running the stages (default {defaults.num_proc}); output does not depend on it")
-    add("--dry-run", action="store_true", default=None, help="write shards and card locally only: no token, no network")
-    add("--output-dir", help=f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; "
-                             "otherwise a temporary folder); a folder holding other files is refused")
-    add("--overwrite", action="store_true", default=None,
-        help="write into --output-dir even if it holds files this tool did not write")
-    add("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")
-    add("--tag", help="tag of this release (default: the next vN)")
-    add("--resume", action="store_true", default=None, help="continue an interrupted release: upload only what is missing")
-    add("--private", action="store_true", default=None, help="create the repo as private")
-    add("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
-    add("--license", help=f"license id for the dataset card (default {defaults.license}: Lichess games are CC0)")
-    add("--profile", action="store_true", default=None, help="print stage timings at the end")
-    add("--executor", choices=EXECUTORS,
-        help="where the stages run: 'local' (default: --num-proc processes), 'slurm' (the config's slurm: section), "
-             "'ray' (an existing cluster); see README 'Building at scale'")
-    add("--workdir", metavar="DIR", help="keep work files and logs here, and resume from them (required for slurm and ray; "
-                                         "default for local: a temporary folder, removed)")
-    add("--no-wait", action="store_true", default=None,
-        help="slurm: submit the jobs and exit; rerun the same command to finish the release")
-    add("--ray-address", help="Ray cluster address (default auto)")
-    add("--unit-bytes", type=int, help=f"text bytes per work unit (default {defaults.unit_bytes}); shards do not depend on it")
+    add_flags(parser)
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")
     return parser.parse_args(argv)
 
 
