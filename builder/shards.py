@@ -36,6 +36,16 @@ PARQUET_OPTIONS: Final[dict[str, Any]] = {
     "use_content_defined_chunking": False,
 }
 
+#: The zstd level of a config's ``window`` leaf where it differs from
+#: ``PARQUET_OPTIONS``'. A ``history`` window holds 10 different positions,
+#: not 10 copies of one, and zstd 6 searches it far longer: for the 466k
+#: shared Lichess positions, 12.0 CPU seconds (81 bytes/sample) against 5.1 s
+#: at level 1 (94 bytes/sample), while ``default``'s window takes 6.6 s at
+#: level 6. Level 1 keeps ``history`` well within 1.5x ``default``'s cost per
+#: sample (``benchmarks/bench_configs.py``); levels 2-4 compress no better
+#: than 1, and level 5 (89 bytes/sample) takes about 8 s.
+WINDOW_COMPRESSION_LEVELS: Final[dict[str, int]] = {"history": 1}
+
 
 def shard_path(config: Config, split: str, index: int, batches: int) -> str:
     """``{folder}{split}/batch_{index}.parquet``, 3 digits, more only past 999 batches.
@@ -79,7 +89,8 @@ def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -
         if config.features["window"].dtype == "bool":
             _write_bool_windows(table, local_path)
         else:
-            with pq.ParquetWriter(local_path, table.schema, use_dictionary=_dictionary_columns(table), **PARQUET_OPTIONS) as writer:
+            options = {**PARQUET_OPTIONS, "compression_level": _compression_levels(table, config)}
+            with pq.ParquetWriter(local_path, table.schema, use_dictionary=_dictionary_columns(table), **options) as writer:
                 # An empty split of a partial batch gets no row group at all:
                 # datasets cannot stream a row group of zero rows.
                 if table.num_rows:
@@ -138,16 +149,33 @@ def _write_bool_windows(table: pa.Table, path: Path) -> None:
         raise OSError(str(error)) from error
 
 
+def _leaf(table: pa.Table, name: str) -> str:
+    """The Parquet path of column ``name``'s values: ``.list.element`` once per level of (ArrayND) lists."""
+    kind = table.schema.field(name).type
+    if isinstance(kind, pa.ExtensionType):
+        kind = kind.storage_type
+    depth = 0
+    while pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind):
+        kind, depth = kind.value_type, depth + 1
+    return name + ".list.element" * depth
+
+
 def _dictionary_columns(table: pa.Table) -> list[str]:
     """The Parquet leaves worth a dictionary: all but the window and the FEN, which rarely repeat.
 
     The window's 18 distinct tokens gain nothing from one: 98 instead of 33.5 bytes/sample.
     """
-    def leaf(name: str) -> str:
-        kind = table.schema.field(name).type
-        return f"{name}.list.element" if pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) else name
+    return [_leaf(table, name) for name in table.column_names if name not in ("window", "fen")]
 
-    return [leaf(name) for name in table.column_names if name not in ("window", "fen")]
+
+def _compression_levels(table: pa.Table, config: Config) -> int | dict[str, int]:
+    """The writer's ``compression_level``: ``PARQUET_OPTIONS``' level, per leaf where ``config``'s window differs."""
+    level: int = PARQUET_OPTIONS["compression_level"]
+    window = WINDOW_COMPRESSION_LEVELS.get(config.name)
+    if window is None:
+        return level
+    levels = {_leaf(table, name): level for name in table.column_names}
+    return {**levels, _leaf(table, "window"): window}
 
 
 def file_sha256(path: Path) -> str:

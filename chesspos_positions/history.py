@@ -20,6 +20,7 @@ from typing import Final
 
 import chess
 import numpy as np
+import pyarrow as pa
 
 from .encoding import (
     BLACK_TO_MOVE,
@@ -163,51 +164,101 @@ def game_clocks(games: Games) -> Clocks:
     return Clocks(en_passant, halfmove, fullmove)
 
 
-# Piece placement is built as bytes for all positions at once: one character
-# per square, rank 8 first, "/" between ranks, an empty run written as its
-# length on its first square and NUL (deleted afterwards) on the others.
+# Every FEN is built as one fixed-width row of bytes, for all positions at
+# once, then packed into an Arrow string column: NUL bytes are padding and
+# are dropped. Each rank is written from two lookups of its half ranks: the
+# text of a half rank but for its empty run next to the other half, whose
+# length is written between them (merged with the other half's).
 _SQUARE_CHARS: Final = np.zeros(256, dtype=np.uint8)
 for _token, _piece in TOKEN_PIECES.items():
     _SQUARE_CHARS[_token] = ord(_piece.symbol())
-_FEN_ORDER: Final = np.array([rank * 8 + file for rank in range(7, -1, -1) for file in range(8)])
+#: A square's half-rank digit is its token - EMPTY: 0 empty, 2..13 a piece.
+_BASE: Final = 14
+
+
+def _half_rank_table(left: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per half rank (4 squares as base-14 digits, file order): its FEN text and the run it leaves out.
+
+    Returns:
+        ``uint8`` ``(14**4, 4)`` text, an empty run written as its length on
+        its first square, NUL elsewhere, except the run touching the other
+        half (the right end of a ``left`` half, else the left end), which is
+        left out; and ``uint8`` ``(14**4,)``: that run's length.
+    """
+    codes = np.stack(np.unravel_index(np.arange(_BASE**4), (_BASE,) * 4), axis=1)
+    empty = codes == 0
+    runs = np.zeros((len(codes), 5), dtype=np.uint8)  # the empty run starting at each square
+    for file in range(3, -1, -1):
+        runs[:, file] = (runs[:, file + 1] + 1) * empty[:, file]
+    files = np.arange(4)
+    first = empty.copy()
+    first[:, 1:] &= ~empty[:, :-1]
+    if left:
+        inner = first & (files + runs[:, :4] < 4)
+        edge = np.cumprod(empty[:, ::-1], axis=1).sum(axis=1)
+    else:
+        inner = first & (files > 0)
+        edge = runs[:, 0]
+    text = np.where(empty, np.where(inner, runs[:, :4] + ord("0"), 0), _SQUARE_CHARS[codes + EMPTY])
+    return text.astype(np.uint8), edge.astype(np.uint8)
+
+
+_LEFT_HALVES: Final = _half_rank_table(left=True)
+_RIGHT_HALVES: Final = _half_rank_table(left=False)
 # Castling field by the 4 held bits (W-K, W-Q, B-K, B-Q), first bit lowest.
 _CASTLING_FIELDS: Final = np.array(
-    ["".join(c for bit, c in enumerate("KQkq") if code >> bit & 1) or "-" for code in range(16)], dtype=object
-)
-_EN_PASSANT_FIELDS: Final = np.array([*chess.SQUARE_NAMES, "-"], dtype=object)
+    [list(("".join(c for bit, c in enumerate("KQkq") if code >> bit & 1) or "-").ljust(4, "\0")) for code in range(16)],
+    dtype="S1",
+).view(np.uint8)
+# En passant field by square, and "-" for -1 (the last row).
+_EN_PASSANT_FIELDS: Final = np.array([list(name) for name in chess.SQUARE_NAMES] + [["-", "\0"]], dtype="S1").view(np.uint8)
 
 
-def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullmove: np.ndarray) -> list[str]:
+def fens(tokens: np.ndarray, en_passant: np.ndarray, halfmove: np.ndarray, fullmove: np.ndarray) -> pa.StringArray:
     """The FEN of each position, as ``chess.Board.fen()`` writes it.
 
     Args:
         tokens: ``(n, 69)`` tokens (no mask rows).
         en_passant: the legal en passant square of each position, or -1.
-        halfmove: halfmove clocks.
-        fullmove: fullmove numbers.
+        halfmove: halfmove clocks (not negative, as python-chess requires).
+        fullmove: fullmove numbers (not negative).
     """
     n = len(tokens)
-    if n == 0:
-        return []
-    squares = tokens[:, _FEN_ORDER].reshape(n, 8, 8)
-    empty = squares == EMPTY
-    # The length of the empty run starting at each square of a rank.
-    runs = np.zeros((n, 8, 9), dtype=np.uint8)
-    for file in range(7, -1, -1):
-        runs[:, :, file] = (runs[:, :, file + 1] + 1) * empty[:, :, file]
-    starts = empty.copy()
-    starts[:, :, 1:] &= ~empty[:, :, :-1]
-    text = np.full((n, 8, 9), ord("/"), dtype=np.uint8)
-    text[:, :, :8] = np.where(empty, np.where(starts, runs[:, :, :8] + ord("0"), 0), _SQUARE_CHARS[squares.view(np.uint8)])
-    text[:, 7, 8] = ord("\n")
-    boards = text.tobytes().translate(None, b"\0").decode("ascii").split("\n")[:n]
-    sides = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, "w", "b")
-    held = (tokens[:, CASTLING_INDICES[0] :] == CASTLING_HELD) @ (1 << np.arange(4))
-    castling = _CASTLING_FIELDS[held].tolist()
-    passant = _EN_PASSANT_FIELDS[en_passant].tolist()  # -1 picks the last: "-"
-    return [
-        f"{board} {side} {rights} {ep} {half} {full}"
-        for board, side, rights, ep, half, full in zip(
-            boards, sides.tolist(), castling, passant, halfmove.tolist(), fullmove.tolist()
-        )
-    ]
+    # (position, rank from 1 up, half, file in half) as base-14 digits.
+    digits = tokens[:, :64].astype(np.uint16).reshape(n, 8, 2, 4)
+    digits -= EMPTY
+    halves = ((digits[..., 0] * _BASE + digits[..., 1]) * _BASE + digits[..., 2]) * _BASE + digits[..., 3]
+    halves = halves[:, ::-1]  # rank 8 first
+    halfmoves, fullmoves = _decimal(halfmove), _decimal(fullmove)
+    # Bytes 0-79 the placement (a space ends it), 80 the side, 82-85 the
+    # castling rights, 87-88 the en passant square, then the clocks; spaces between.
+    text = np.zeros((n, 91 + halfmoves.shape[1] + fullmoves.shape[1]), dtype=np.uint8)
+    placement = text[:, :80].reshape(n, 8, 10)
+    # Each half rank's 4 bytes at once, as one uint32.
+    placement[:, :, :4].view(np.uint32)[..., 0] = _LEFT_HALVES[0].view(np.uint32)[halves[..., 0], 0]
+    placement[:, :, 5:9].view(np.uint32)[..., 0] = _RIGHT_HALVES[0].view(np.uint32)[halves[..., 1], 0]
+    middle = _LEFT_HALVES[1][halves[..., 0]] + _RIGHT_HALVES[1][halves[..., 1]]
+    placement[:, :, 4] = np.where(middle > 0, middle + ord("0"), 0)
+    placement[:, :, 9] = ord("/")
+    fullmove_at = 91 + halfmoves.shape[1]
+    text[:, [79, 81, 86, 89, fullmove_at - 1]] = ord(" ")
+    text[:, 80] = np.where(tokens[:, SIDE_TO_MOVE_INDEX] == WHITE_TO_MOVE, ord("w"), ord("b"))
+    text[:, 82:86] = _CASTLING_FIELDS[(tokens[:, CASTLING_INDICES[0] :] == CASTLING_HELD) @ (1 << np.arange(4))]
+    text[:, 87:89] = _EN_PASSANT_FIELDS[en_passant]
+    text[:, 90 : fullmove_at - 1] = halfmoves
+    text[:, fullmove_at:] = fullmoves
+    kept = text != 0
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(kept.sum(axis=1), out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text[kept])])
+
+
+def _decimal(values: np.ndarray) -> np.ndarray:
+    """``(n, width)`` ASCII digits of non-negative integers, right-aligned: NUL before the first digit."""
+    values = np.asarray(values, dtype=np.int64)
+    width = len(str(int(values.max()))) if len(values) else 1
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    digits = (values[:, None] // powers % 10 + ord("0")).astype(np.uint8)
+    # Drop leading zeros (not the ones digit); NULs anywhere in a row are padding.
+    digits[(values[:, None] < powers) & (powers > 1)] = 0
+    return digits

@@ -62,6 +62,7 @@ _GAME_FIELDS: Final = ("game_id", "white_elo", "black_elo", "result", "time_cont
 _RESULTS: Final = frozenset({"1-0", "0-1", "1/2-1/2", "*"})
 _STANDARD_BOARD: Final = chess.Board()
 _STANDARD_START: Final = board_to_token_sequence(_STANDARD_BOARD)
+_INT16_MAX: Final = int(np.iinfo(np.int16).max)
 
 
 def tokens_column(tokens: np.ndarray) -> pa.FixedSizeListArray:
@@ -92,11 +93,29 @@ def take(rows: pa.Table, indices: np.ndarray) -> pa.Table:
     for column in rows.columns:
         if pa.types.is_fixed_size_list(column.type) and column.type.value_type == pa.int8():
             # numpy gathers whole rows; Arrow gathers a fixed-size list value by value.
-            values = np.take(fixed_lists_to_numpy(column, (column.type.list_size,)), indices, axis=0)
-            columns.append(tokens_column(values))
+            columns.append(tokens_column(_take_fixed_lists(column, indices)))
         else:
             columns.append(column.take(indices))
     return pa.Table.from_arrays(columns, schema=rows.schema)
+
+
+def _take_fixed_lists(column: pa.ChunkedArray, indices: np.ndarray) -> np.ndarray:
+    """The ``(len(indices), list_size)`` rows of an int8 fixed-size list column at ``indices``.
+
+    Each chunk gives its rows in place: joining the chunks first would copy
+    the whole column once more (a history window column is 690 bytes a row).
+    """
+    if len(indices) and not 0 <= indices.min() <= indices.max() < len(column):
+        raise IndexError(f"row indices must lie in [0, {len(column)}), got {indices.min()}..{indices.max()}")
+    size = column.type.list_size
+    values = np.empty((len(indices), size), dtype=np.int8)
+    start = 0
+    for chunk in column.chunks:
+        stop = start + len(chunk)
+        here = np.flatnonzero((indices >= start) & (indices < stop))
+        values[here] = fixed_lists_to_numpy(chunk, (size,))[indices[here] - start]
+        start = stop
+    return values
 
 
 def concat(parts: Sequence[pa.Table], schema: pa.Schema) -> pa.Table:
@@ -177,7 +196,7 @@ class RowCollector:
 def _elo(value: str | None) -> int | None:
     """A rating tag as int16: None when unknown or out of range."""
     rating = parse_rating(value)
-    return rating if rating is not None and rating <= np.iinfo(np.int16).max else None
+    return rating if rating is not None and rating <= _INT16_MAX else None
 
 
 def _stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import chess
 import chess.pgn
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -23,12 +24,13 @@ from huggingface_hub import DatasetCard
 
 from chesspos_positions import ChessposPositions, decode_window, tokens_to_fen
 from chesspos_positions.configs import CONFIGS, examples_table
-from chesspos_positions.encoding import MASK, board_to_token_sequence
+from chesspos_positions.encoding import CASTLING_SQUARES, MASK, board_to_token_sequence
 from chesspos_positions.games import game_digest
-from chesspos_positions.history import WINDOW_LENGTH
+from chesspos_positions.history import WINDOW_LENGTH, fens
+from chesspos_positions.rows import fixed_lists_to_numpy, take, tokens_column
 from chesspos_positions.sources import split_games
 from conftest import Hub
-from pgn_fixtures import legal_games, random_game, write_pgn
+from pgn_fixtures import legal_games, random_fen, random_game, write_pgn
 from test_publish import REPO_ROOT, publish
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -126,6 +128,40 @@ def test_en_passant_and_clocks_reach_the_fen(tmp_path: Path) -> None:
     assert fens[4] == "rnbqkbnr/1pp1pppp/8/p2pP3/8/8/PPPP1PPP/RNBQKBNR w KQkq d6 0 3"
     assert fens[2].split()[3] == "-"  # a5: no white pawn beside it
     assert fens[9] == "rnbqkbnr/1pp1pppp/3P4/p7/8/8/PPPP1PPP/RNBQKBNR b KQkq - 4 5"
+
+
+def test_fens_in_bulk_match_python_chess() -> None:
+    # Every castling subset, long empty runs across the middle of a rank, full
+    # ranks, promoted pieces and clocks of several widths, next to random play.
+    rng = random.Random(11)
+    boards = [chess.Board(fen) for fen in (
+        "8/8/8/8/8/8/8/K6k w - - 0 1", "4k3/8/8/3pP3/8/8/8/4K3 w - d6 0 100000",
+        "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR b KQkq - 123 4567", "QQQQQQQQ/8/8/8/3k4/8/8/qqq1K3 b - - 7 0",
+    )]
+    for rights in range(16):
+        board = chess.Board("r3k2r/8/8/p2P4/P6p/8/8/R3K2R w - - 0 1")
+        board.castling_rights = sum(chess.BB_SQUARES[square] for bit, square in enumerate(CASTLING_SQUARES) if rights >> bit & 1)
+        boards.append(board)
+    boards += [chess.Board(random_fen(rng, plies=rng.randrange(0, 120))) for _ in range(300)]
+    tokens = np.stack([board_to_token_sequence(board) for board in boards])
+    en_passant = np.array([b.ep_square if b.ep_square is not None and b.has_legal_en_passant() else -1 for b in boards])
+    clocks = [np.array([getattr(b, name) for b in boards]) for name in ("halfmove_clock", "fullmove_number")]
+    assert fens(tokens, en_passant, *clocks).to_pylist() == [board.fen() for board in boards]
+    assert fens(tokens[:0], en_passant[:0], clocks[0][:0], clocks[1][:0]).to_pylist() == []
+
+
+def test_take_gathers_across_chunks() -> None:
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(15, 29, size=(50, 690), dtype=np.int8)
+    parts = [pa.table({"history": tokens_column(tokens[a:b]), "ply": pa.array(np.arange(a, b), pa.int16())})
+             for a, b in ((0, 7), (7, 7), (7, 31), (31, 50))]
+    rows = pa.concat_tables(parts).slice(3, 40)  # as a batch is cut from its buffered unit results
+    order = rng.permutation(40)
+    taken = take(rows, order)
+    assert np.array_equal(fixed_lists_to_numpy(taken.column("history"), (690,)), tokens[3:43][order])
+    assert taken.column("ply").to_pylist() == (np.arange(3, 43)[order]).tolist()
+    with pytest.raises(IndexError, match=r"\[0, 40\)"):
+        take(rows, np.array([0, 40]))
 
 
 def test_same_rows_and_order_as_default(tmp_path: Path) -> None:
