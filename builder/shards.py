@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,22 +78,75 @@ def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -
 
     The schema is the config's features' Arrow schema, with its ``huggingface``
     metadata, so ``load_dataset`` restores the exact features. The file
-    is deterministic: the same rows give the same bytes.
+    is deterministic: the same rows give the same bytes. Configs with a bool
+    ``window`` are written by polars (:func:`_write_bool_windows`), the
+    others by pyarrow.
     """
     table = examples_table(rows, config)
     local_path = root / path_in_repo
     local_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        options = {**PARQUET_OPTIONS, "compression_level": _compression_levels(table, config)}
-        with pq.ParquetWriter(local_path, table.schema, use_dictionary=_dictionary_columns(table), **options) as writer:
-            # An empty split of a partial batch gets no row group at all:
-            # datasets cannot stream a row group of zero rows.
-            if table.num_rows:
-                writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        if config.features["window"].dtype == "bool":
+            _write_bool_windows(table, local_path)
+        else:
+            options = {**PARQUET_OPTIONS, "compression_level": _compression_levels(table, config)}
+            with pq.ParquetWriter(local_path, table.schema, use_dictionary=_dictionary_columns(table), **options) as writer:
+                # An empty split of a partial batch gets no row group at all:
+                # datasets cannot stream a row group of zero rows.
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
     except OSError as error:
         local_path.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
     return Shard(path_in_repo, local_path, table.num_rows, table.nbytes, local_path.stat().st_size, file_sha256(local_path))
+
+
+def _write_bool_windows(table: pa.Table, path: Path) -> None:
+    """Write ``table``, whose ``window`` is a bool ArrayND column, with polars' Parquet writer.
+
+    pyarrow's writer spends about 20 ns per bool leaf on its repetition and
+    definition levels (level histograms, RLE of the levels, bool packing):
+    150 (bitboard) and 220 (tensor) µs per example, against 35 for the whole
+    ``history`` example. polars writes the same Parquet schema and values 4
+    to 5 times faster. The file is like pyarrow's: rows in
+    :data:`ROW_GROUP_SIZE` row groups (none for no rows), zstd at
+    :data:`PARQUET_OPTIONS`' level, and the key-value metadata pyarrow
+    writes (``huggingface`` and ``ARROW:schema``, the base64 IPC schema that
+    Arrow readers restore the extension types from). It has no page index.
+
+    Raises:
+        OSError: if the file cannot be written (polars reports a full disk as a ``ComputeError``).
+    """
+    import polars  # here: importing it takes 0.3 s, which the other configs do not need
+
+    window = table.column("window")
+    shape = window.type.shape
+    fixed: pa.DataType = pa.bool_()
+    for size in reversed(shape):
+        fixed = pa.list_(fixed, size)
+    chunks = []
+    for chunk in window.chunks:
+        # The same bits as nested fixed-size lists: polars takes them without a
+        # copy, where it would copy a list's offsets as 64-bit (5 kB per tensor example).
+        leaves = chunk.storage
+        for _ in shape:
+            leaves = leaves.flatten()
+        for size in reversed(shape):
+            leaves = pa.FixedSizeListArray.from_arrays(leaves, size)
+        chunks.append(leaves)
+    fixed_window = pa.chunked_array(chunks, fixed)
+    frame = polars.from_arrow(table.set_column(table.schema.get_field_index("window"), "window", fixed_window), rechunk=False)
+    metadata = {**table.schema.metadata, b"ARROW:schema": base64.b64encode(table.schema.serialize().to_pybytes())}
+    try:
+        frame.write_parquet(
+            path,
+            compression=PARQUET_OPTIONS["compression"],
+            compression_level=PARQUET_OPTIONS["compression_level"],
+            row_group_size=ROW_GROUP_SIZE,
+            metadata={key.decode(): value.decode() for key, value in metadata.items()},
+        )
+    except polars.exceptions.ComputeError as error:
+        raise OSError(str(error)) from error
 
 
 def _leaf(table: pa.Table, name: str) -> str:

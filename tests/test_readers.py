@@ -20,6 +20,7 @@ from huggingface_hub import HfApi
 
 from chesspos_positions import iter_batches
 from chesspos_positions import reader as reader_module
+from chesspos_positions.configs import CONFIG_NAMES
 from conftest import TOKEN, Hub
 from pgn_fixtures import legal_games, write_pgn
 
@@ -31,11 +32,11 @@ ROW_GROUP = 100
 # ----------------------------------------------------------------------------- releases
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real ``publish --dry-run`` release of 2 batches of 300 samples, in the default and history configs."""
+    """A real ``publish --dry-run`` release of 2 batches of 300 samples, in every config."""
     root = tmp_path_factory.mktemp("published")
     games = write_pgn(root / "games.pgn", legal_games(seed=8, n=60, fen_every=4))
     out = root / "release"
-    for config in ("default", "history"):
+    for config in CONFIG_NAMES:
         result = subprocess.run(
             [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(out), "--data-path", str(games),
              "--batches", "2", "--batch-size", "300", "--sampling", "all", "--config-name", config],
@@ -174,7 +175,7 @@ READERS: dict[str, Callable[[Path], dict[str, list]]] = {
 @pytest.mark.parametrize("reader", READERS)
 def test_every_reader_reads_pyarrows_values(published: Path, reader: str) -> None:
     shards = sorted(published.rglob("*.parquet"))
-    assert len(shards) == 8  # default and history, train and test, 2 batches
+    assert len(shards) == 16  # 4 configs, train and test, 2 batches
     for shard in shards:
         expected, got = pyarrow_rows(shard), READERS[reader](shard)
         assert list(got) == list(expected) and len(expected["window"]) > 0, shard
