@@ -60,7 +60,8 @@ from chesspos_positions.generation import (
     iter_work_units,
 )
 from chesspos_positions.sampling import Sampling
-from chesspos_positions.sources import iter_lines, resolve_paths, split_games
+from chesspos_positions.pgn import split_games
+from chesspos_positions.sources import iter_lines, resolve_paths
 
 ALL = Sampling.from_mode("all")
 PATHS = ["naive", "python-chess", "native", "native reader alone", "extract_board"]

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,11 +106,40 @@ def measure(label: str, cmd: list[str], out_dir: Path | None = None) -> Run:
     return run
 
 
-def publish(label: str, files: list[Path], out: Path, *, batches: int, batch_size: int, num_proc: int) -> Run:
-    cmd = [sys.executable, "-m", "builder.publish", "--dry-run", "--profile", "--sampling", "all",
+def publish(label: str, files: list[Path], out: Path, *, batches: int, batch_size: int, num_proc: int,
+            sampling: str = "all") -> Run:
+    cmd = [sys.executable, "-m", "builder.publish", "--dry-run", "--profile", "--sampling", sampling,
            "--batches", str(batches), "--batch-size", str(batch_size), "--num-proc", str(num_proc),
            "--output-dir", str(out), "--data-path", *map(str, files)]
     return measure(label, cmd, out)
+
+
+def games_read(run: Run) -> int:
+    """The games a publish run read, from its summary."""
+    return int(re.search(r"games read (\d+)", run.stdout).group(1))
+
+
+def big_zst(files: list[Path], folder: Path, games: int, pieces: int = 1) -> list[Path]:
+    """At least ``games`` real games in ``pieces`` .pgn.zst files: the input games repeated, each
+    copy with an extra tag so that every game has distinct headers (and so its own sampling draws)."""
+    import zstandard
+
+    from chesspos_positions.sources import iter_raw_games
+
+    originals = list(iter_raw_games(map(str, files)))
+    copies = -(-games // len(originals))
+    texts = []
+    for copy in range(copies):
+        for game in originals:
+            tags = [*game.tags[:1], f'[BenchCopy "{copy}"]', *game.tags[1:]]
+            texts.append("\n".join(tags) + "\n\n" + "\n".join(game.movetext) + "\n\n")
+    paths = []
+    for piece in range(pieces):
+        path = folder / f"big_{piece:02d}.pgn.zst"
+        text = "".join(texts[piece::pieces]).encode("utf-8")
+        path.write_bytes(zstandard.ZstdCompressor(level=3).compress(text))
+        paths.append(path)
+    return paths
 
 
 def stage_timings(run: Run) -> str:
@@ -233,6 +263,8 @@ def main() -> None:
     print(f"shards byte-identical: {identical} ({len(one.sha)} files)")
     print(f"--num-proc {args.num_proc} stage timings:\n" + stage_timings(many))
     scale = many.rate / one.rate
+    print(f"games/s: {games_read(one) / one.seconds:.0f} (--num-proc 1), {games_read(many) / many.seconds:.0f} "
+          f"(--num-proc {args.num_proc})")
     results.append((f"scaling --num-proc {args.num_proc} >= 1.7x, identical", f"{scale:.2f}x, identical={identical}",
                     scale >= 1.7 and identical))
 
@@ -244,6 +276,33 @@ def main() -> None:
     growth = mem[2].rss_mb / mem[1].rss_mb
     results.append(("memory flat: RSS(10 batches) <= 1.05x RSS(5)", " -> ".join(f"{r.rss_mb:.0f}" for r in mem)
                     + f" MB (1/5/10 batches; 10 vs 1: {mem[2].rss_mb / mem[0].rss_mb:.2f}x)", growth <= 1.05))
+
+    # e. Games/s on one large .pgn.zst at default sampling (most games are read for their headers only).
+    big_games = 10_000 if args.quick else 100_000
+    big = big_zst(files, scratch, big_games)
+    print(f"\nlarge input: {big[0].stat().st_size} bytes, at least {big_games} games with distinct headers")
+    zst_runs = [publish(f"default sampling, .pgn.zst, --num-proc {n}", big, scratch / f"z{n}", batches=1,
+                        batch_size=BIG, num_proc=n, sampling="default") for n in (1, args.num_proc)]
+    print("\n== e. large .pgn.zst, default sampling (games/s)")
+    for run in zst_runs:
+        print(f"{run.label:44s} games {games_read(run):8d}  wall {run.seconds:6.1f} s  {games_read(run) / run.seconds:8.0f} games/s"
+              f"  {run.rate:8.0f} samples/s  peak {run.rss_mb:.0f} MB")
+    zst_scale = zst_runs[0].seconds / zst_runs[1].seconds
+    zst_same = zst_runs[0].sha == zst_runs[1].sha
+    results.append((f"large .zst games/s, --num-proc {args.num_proc} >= 1.7x", f"{zst_scale:.2f}x "
+                    f"({games_read(zst_runs[1]) / zst_runs[1].seconds:.0f} vs {games_read(zst_runs[0]) / zst_runs[0].seconds:.0f}"
+                    f" games/s), identical={zst_same}", zst_scale >= 1.7 and zst_same))
+
+    # f. Memory against the number of input files: the same games in 1, 4 and 8 files.
+    file_runs = [zst_runs[0]]
+    for n in (4, 8):
+        (folder := scratch / f"files{n}").mkdir()
+        file_runs.append(publish(f"same games in {n} .pgn.zst files", big_zst(files, folder, big_games, n),
+                                 scratch / f"out{n}", batches=1, batch_size=BIG, num_proc=1, sampling="default"))
+    table("f. memory vs input files (ratio = peak RSS vs 1 file)", file_runs, file_runs[0], rate=False)
+    file_growth = file_runs[2].rss_mb / file_runs[0].rss_mb
+    results.append(("memory flat: RSS(8 files) <= 1.05x RSS(1 file)",
+                    " -> ".join(f"{r.rss_mb:.0f}" for r in file_runs) + " MB (1/4/8 files)", file_growth <= 1.05))
 
     print(f"\n== summary (load average {os.getloadavg()[0]:.2f} at end)")
     print(f"{'target':48s} {'measured':62s} result")

@@ -28,13 +28,18 @@ _received: list[BaseException] = []
 def handled() -> Iterator[list[BaseException]]:
     """Within the block, SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated`, in this process only.
 
-    Worker processes forked meanwhile ignore both: their pool stops them.
-    Yields the list of interrupts received, first first.
+    Processes forked meanwhile (workers, a multiprocessing manager) ignore
+    Ctrl-C, which reaches the whole process group: this process stops them.
+    They die of SIGTERM, as a pool's ``terminate`` expects, since a stopping
+    pool waits for them. Yields the list of interrupts received, first first.
     """
     main_pid = os.getpid()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if os.getpid() != main_pid:
+            if signum == signal.SIGTERM:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
             return
         interrupt = KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         _received.append(interrupt)
@@ -64,3 +69,9 @@ def deferred() -> Iterator[None]:
         if pending is not None and not _state.deferring:
             _state.pending = None
             raise pending
+
+
+def raise_received() -> None:
+    """Raise the first interrupt received within :func:`handled`, if any, even if it was raised and swallowed."""
+    if _received:
+        raise _received[0]

@@ -8,15 +8,19 @@ wrong type or out of range is a clear error naming the key and the file.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from chesspos_positions.builder import ChessposPositionsConfig
-from chesspos_positions.configs import CONFIG_NAMES, ConfigName
+from chesspos_positions.builder import GENERATION_FIELDS, ChessposPositionsConfig
+from chesspos_positions.configs import CONFIGS, ConfigName
+from chesspos_positions.executors import SLURM_KEYS, ExecutorKind
+from chesspos_positions.sampling import SamplingMode
+from chesspos_positions.units import UNIT_BYTES
 
 DEFAULT_OUTPUT_DIR = "out"
 
@@ -25,30 +29,68 @@ class OptionsError(ValueError):
     """A bad option value; the message names the option and where it came from."""
 
 
+def _flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
+    """A field's metadata that makes it a command-line flag; ``{default}`` in ``help`` is the field's default."""
+    return {"help": help, **argparse_kwargs}
+
+
+_CONFIGS_HELP = "; ".join(f"'{name}' ({spec.folder or 'the root'}): {spec.description}" for name, spec in CONFIGS.items())
+
+
 @dataclass
 class PublishOptions:
-    """What ``python -m builder.publish`` does. See ``--help`` for each field."""
+    """What ``python -m builder.publish`` does: each field with ``help`` is a flag (``--help``); all are YAML keys.
 
-    # The builder's settings default to the builder config's own defaults: one source.
-    repo: str | None = None
-    config_name: ConfigName = "default"
-    data_path: list[str] | None = None
-    batches: int = ChessposPositionsConfig.batches
-    batch_size: int = ChessposPositionsConfig.batch_size
-    train_ratio: float = ChessposPositionsConfig.train_ratio
-    seed: int = ChessposPositionsConfig.seed
-    sampling: str = ChessposPositionsConfig.sampling
-    num_proc: int = 1
-    dry_run: bool = False
-    output_dir: str | None = None
-    overwrite: bool = False
-    tag: str | None = None
-    resume: bool = False
-    private: bool = False
-    token: str | None = None
-    license: str = "cc0-1.0"
-    pretty_name: str = "Chess positions"
-    profile: bool = False
+    The builder's settings default to the builder config's own defaults: one source.
+    """
+
+    repo: str | None = field(default=None, metadata=_flag("dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)"))
+    config_name: ConfigName = field(default="default", metadata=_flag(
+        f"the dataset config to build (default '{{default}}'): {_CONFIGS_HELP}. Publishing one config never touches another's files"))
+    data_path: list[str] | None = field(default=None, metadata=_flag(
+        "raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
+        "(default: the embedded self-play sample)", metavar="PATH"))
+    batches: int = field(default=ChessposPositionsConfig.batches, metadata=_flag(
+        "number of batches (default {default}); more than on the repo appends a version"))
+    batch_size: int = field(default=ChessposPositionsConfig.batch_size, metadata=_flag(
+        "positions per batch, train and test together (default {default})"))
+    train_ratio: float = field(default=ChessposPositionsConfig.train_ratio, metadata=_flag(
+        "train share of each batch and target share of train games (default {default})"))
+    seed: int = field(default=ChessposPositionsConfig.seed, metadata=_flag(
+        "seed of sampling and in-batch shuffling (default {default})"))
+    sampling: SamplingMode = field(default=ChessposPositionsConfig.sampling, metadata=_flag(  # type: ignore[assignment]
+        "'default' filters by Elo, time control and ply; 'all' keeps every position"))
+    num_proc: int = field(default=1, metadata=_flag(
+        "local processes running the stages (default {default}); output does not depend on it"))
+    dry_run: bool = field(default=False, metadata=_flag("write shards and card locally only: no token, no network"))
+    output_dir: str | None = field(default=None, metadata=_flag(
+        f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; otherwise a temporary "
+        "folder); a folder holding other files is refused"))
+    overwrite: bool = field(default=False, metadata=_flag(
+        "write into --output-dir even if it holds files this tool did not write"))
+    tag: str | None = field(default=None, metadata=_flag("tag of this release (default: the next vN)"))
+    resume: bool = field(default=False, metadata=_flag(
+        "continue an interrupted release: upload only what is missing"))
+    private: bool = field(default=False, metadata=_flag("create the repo as private"))
+    token: str | None = field(default=None, metadata=_flag(
+        "Hugging Face token (default: HF_TOKEN or the `hf auth login` token)"))
+    license: str = field(default="cc0-1.0", metadata=_flag(
+        "license id for the dataset card (default {default}: Lichess games are CC0)"))
+    pretty_name: str = "Chess positions"  # YAML only
+    profile: bool = field(default=False, metadata=_flag("print stage timings at the end"))
+    # Where the build runs (see README "Building at scale"); none of these changes the shards.
+    executor: ExecutorKind = field(default="local", metadata=_flag(
+        "where the stages run: 'local' (default: --num-proc processes), 'slurm' (the config's slurm: section), "
+        "'ray' (an existing cluster); see README 'Building at scale'"))
+    workdir: str | None = field(default=None, metadata=_flag(
+        "keep work files and logs here, and resume from them (required for slurm and ray; "
+        "default for local: a temporary folder, removed)", metavar="DIR"))
+    no_wait: bool = field(default=False, metadata=_flag(
+        "slurm: submit the jobs and exit; rerun the same command to finish the release"))
+    ray_address: str = field(default="auto", metadata=_flag("Ray cluster address (default {default})"))
+    slurm: dict[str, Any] | None = None  # YAML only: SlurmPipelineExecutor options
+    unit_bytes: int = field(default=UNIT_BYTES, metadata=_flag(
+        "text bytes per work unit (default {default}); shards do not depend on it"))
     # Sampling parameters: YAML only, as rarely changed.
     elo_tiers: list[list[float]] | None = None
     min_base_time: int | None = ChessposPositionsConfig.min_base_time
@@ -58,23 +100,8 @@ class PublishOptions:
     max_ply: int | None = ChessposPositionsConfig.max_ply
 
     def builder_kwargs(self) -> dict[str, Any]:
-        """The builder config fields these options set."""
-        kwargs: dict[str, Any] = {
-            "data_path": tuple(self.data_path) if self.data_path else None,
-            "batches": self.batches,
-            "batch_size": self.batch_size,
-            "train_ratio": self.train_ratio,
-            "seed": self.seed,
-            "sampling": self.sampling,
-            "min_base_time": self.min_base_time,
-            "ply_full": self.ply_full,
-            "ply_keep": self.ply_keep,
-            "min_ply": self.min_ply,
-            "max_ply": self.max_ply,
-        }
-        if self.elo_tiers is not None:
-            kwargs["elo_tiers"] = tuple(tuple(tier) for tier in self.elo_tiers)
-        return kwargs
+        """The builder config fields these options set: all of them, but the Elo tiers when left to the config."""
+        return {name: getattr(self, name) for name in GENERATION_FIELDS if not (name == "elo_tiers" and self.elo_tiers is None)}
 
     def builder_config(self) -> ChessposPositionsConfig:
         """The builder config these options describe (validated by the config itself)."""
@@ -88,11 +115,40 @@ class PublishOptions:
 
 
 _FIELDS = {f.name: f for f in fields(PublishOptions)}
+#: The allowed values of the fields typed as a ``Literal`` (the modes).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    name: get_args(hint) for name, hint in get_type_hints(PublishOptions).items() if get_origin(hint) is Literal
+}
 #: Keys a config file may not set: secrets do not belong in files.
 _NOT_IN_FILES = {"token"}
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
 }
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Add a flag for every field with ``help``, its kind read from the field's type.
+
+    Flags default to None, so that a flag not given leaves the YAML value or
+    the field's default (:func:`resolve_options`).
+    """
+    hints = get_type_hints(PublishOptions)
+    for option in fields(PublishOptions):
+        if "help" not in option.metadata:
+            continue
+        kwargs = dict(option.metadata)
+        default = option.default if option.default is not MISSING else None
+        kwargs["help"] = kwargs["help"].format(default=default)
+        kind = get_args(hints[option.name])[0] if get_origin(hints[option.name]) is UnionType else hints[option.name]
+        if kind is bool:
+            kwargs.update(action="store_true", default=None)
+        elif option.name in _CHOICES:
+            kwargs["choices"] = _CHOICES[option.name]
+        elif get_origin(kind) is list:
+            kwargs["nargs"] = "+"
+        else:
+            kwargs["type"] = kind
+        parser.add_argument(f"--{option.name.replace('_', '-')}", **kwargs)
 
 
 def _check_type(name: str, value: Any, origin: str) -> Any:
@@ -107,13 +163,17 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise OptionsError(f"{origin}: data_path must be a path or a list of paths, got {value!r}")
         return value
+    if name == "slurm":
+        if not isinstance(value, dict) or set(value) - set(SLURM_KEYS):
+            raise OptionsError(f"{origin}: slurm must be a mapping with keys among {', '.join(SLURM_KEYS)}, got {value!r}")
+        return value
     if name == "elo_tiers":
         if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 for t in value):
             raise OptionsError(f"{origin}: elo_tiers must be a list of [min_rating, keep_probability] pairs, got {value!r}")
         return value
-    if name == "config_name":
-        if value not in CONFIG_NAMES:
-            raise OptionsError(f"{origin}: config_name must be one of {', '.join(CONFIG_NAMES)}, got {value!r}")
+    if choices := _CHOICES.get(name):
+        if value not in choices:
+            raise OptionsError(f"{origin}: {name} must be one of {', '.join(choices)}, got {value!r}")
         return value
     kind = annotation.split(" |")[0]
     accepted = _TYPES[kind]
@@ -163,6 +223,12 @@ def validate(options: PublishOptions) -> None:
     """Check values across options and through the builder config."""
     if options.num_proc < 1:
         raise OptionsError(f"--num-proc must be >= 1, got {options.num_proc}")
+    if options.executor != "local" and options.workdir is None:
+        raise OptionsError(f"--executor {options.executor} needs --workdir DIR, on storage every node reaches")
+    if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):
+        raise OptionsError("--executor slurm needs a slurm: section in the --config file with at least partition and time")
+    if options.unit_bytes < 1:
+        raise OptionsError(f"unit_bytes must be >= 1, got {options.unit_bytes}")
     if options.repo is not None:
         try:
             validate_repo_id(options.repo)

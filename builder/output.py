@@ -79,7 +79,14 @@ def write_pending(root: Path, path_in_repo: str, write: Callable[[Path, str], Sh
 
 
 def complete(root: Path, shards: list[Shard], card: Path) -> None:
-    """Give the shards and then the card (``card``'s pending name) their final names in ``root``."""
+    """Give the shards and then the card (``card``'s pending name) their final names in ``root``.
+
+    Raises:
+        KeyboardInterrupt, Terminated: an interrupt arrived earlier and was
+            swallowed (CPython ignores exceptions raised in fork hooks): the
+            release stays incomplete, as the user asked.
+    """
+    interrupts.raise_received()
     for shard in shards:
         shard.local_path.replace(root / shard.path_in_repo)
     pending_path(card).replace(card)

@@ -16,37 +16,36 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import logging
 import os
 import shutil
 import sys
 import tempfile
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, HfApi
-from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
-from tqdm.auto import tqdm
+from huggingface_hub.utils.sha import (
+    git_hash,  # the blob id the Hub lists for regular files
+)
 
-from chesspos_positions.builder import EMBEDDED_SAMPLE, ChessposPositions
-from chesspos_positions.configs import CONFIG_NAMES, CONFIGS
+from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
+from chesspos_positions.configs import CONFIGS
+from chesspos_positions.executors import StagesError, StagesPending
 from chesspos_positions.games import Summary
-from chesspos_positions.generation import Batch
-from chesspos_positions.sampling import SAMPLING_MODES
 from chesspos_positions.sources import describe_file, glob_like, resolve_paths
+from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
 from . import failures, hub, output
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
-from .options import DEFAULT_OUTPUT_DIR, PublishOptions, resolve_options
-from .shards import SPLITS, Shard, shard_path, write_shard
+from .options import PublishOptions, add_flags, resolve_options
+from .shards import SPLITS, Shard, shard_path
+from .staged import build_shards
 
 logger = logging.getLogger("builder.publish")
 
@@ -58,36 +57,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`. "
                + failures.EXIT_CODES_HELP,
     )
-    add = parser.add_argument
-    add("--repo", help="dataset repo NAMESPACE/NAME on the Hub (required unless --dry-run)")
-    add("--config-name", choices=CONFIG_NAMES,
-        help="the dataset config to build (default 'default'): "
-             + "; ".join(f"'{name}' ({spec.folder or 'the root'}): {spec.description}" for name, spec in CONFIGS.items())
-             + ". Publishing one config never touches another's files")
-    add("--data-path", nargs="+", metavar="PATH",
-        help="raw games: .pgn/.pgn.zst/.pgn.bz2/.pgn.gz files, directories, globs or fsspec URLs "
-             "(default: the embedded self-play sample)")
-    defaults = PublishOptions()
-    add("--batches", type=int, help=f"number of batches (default {defaults.batches}); more than on the repo appends a version")
-    add("--batch-size", type=int, help=f"positions per batch, train and test together (default {defaults.batch_size})")
-    add("--train-ratio", type=float,
-        help=f"train share of each batch and target share of train games (default {defaults.train_ratio})")
-    add("--seed", type=int, help=f"seed of sampling and in-batch shuffling (default {defaults.seed})")
-    add("--sampling", choices=SAMPLING_MODES, help="'default' filters by Elo, time control and ply; 'all' keeps every position")
-    add("--num-proc", type=int,
-        help=f"processes for parsing and encoding, threads for writing (default {defaults.num_proc}); output does not depend on it")
-    add("--dry-run", action="store_true", default=None, help="write shards and card locally only: no token, no network")
-    add("--output-dir", help=f"where shards and card are written (default with --dry-run: ./{DEFAULT_OUTPUT_DIR}; "
-                             "otherwise a temporary folder); a folder holding other files is refused")
-    add("--overwrite", action="store_true", default=None,
-        help="write into --output-dir even if it holds files this tool did not write")
-    add("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")
-    add("--tag", help="tag of this release (default: the next vN)")
-    add("--resume", action="store_true", default=None, help="continue an interrupted release: upload only what is missing")
-    add("--private", action="store_true", default=None, help="create the repo as private")
-    add("--token", help="Hugging Face token (default: HF_TOKEN or the `hf auth login` token)")
-    add("--license", help=f"license id for the dataset card (default {defaults.license}: Lichess games are CC0)")
-    add("--profile", action="store_true", default=None, help="print stage timings at the end")
+    add_flags(parser)
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")
     return parser.parse_args(argv)
 
 
@@ -124,22 +95,12 @@ def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
 
 
 def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
+    """The card's generation parameters: every field of the builder config, as the card shows them."""
     config = options.builder_config()
-    return {
-        "data_path": [display_input(p) for p in inputs],
-        "batches": config.batches,
-        "batch_size": config.batch_size,
-        "train_ratio": config.train_ratio,
-        "seed": config.seed,
-        "sampling": config.sampling,
-        "elo_tiers": [list(t) for t in config.sampling_rules().elo_tiers],
-        "min_base_time": config.min_base_time,
-        "ply_full": config.ply_full,
-        "ply_keep": config.ply_keep,
-        "min_ply": config.min_ply,
-        "max_ply": config.max_ply,
-        "config_name": config.name,
-    }
+    parameters: dict[str, object] = {name: getattr(config, name) for name in GENERATION_FIELDS}
+    parameters["data_path"] = [display_input(p) for p in inputs]
+    parameters["elo_tiers"] = [list(t) for t in config.sampling_rules().elo_tiers]
+    return {**parameters, "config_name": config.name}
 
 
 def config_batches(paths: Iterable[str]) -> dict[str, int]:
@@ -225,10 +186,6 @@ class Publisher:
     def _publish(self, root: Path, urls: list[str], inputs: list[str]) -> int:
         options, config = self.options, self.config
         output.claim_folder(root)
-        # The builder's dataset cache is never filled here: publish only runs its generator.
-        builder = ChessposPositions(cache_dir=tempfile.gettempdir(), config_name=config.name, **options.builder_kwargs())
-        summary = Summary()
-        shards: list[Shard] = []
         uploaded = 0
         head = self.state.head
         pushing = self.api is not None
@@ -237,24 +194,17 @@ class Publisher:
                 hub.ensure_repo(self.api, options.repo, options.private)
                 head = head or hub.head_commit(self.api, options.repo)
 
-        progress = tqdm(total=config.batches * config.batch_size, unit=" samples", desc="Generating", disable=None)
-        partial: str | None = None
-        for batch, pair in self._written_batches(builder, root, summary):
-            shards += pair
-            progress.update(sum(s.num_examples for s in pair))
-            if batch.partial:  # the generator's own flag: the input ran out before this batch was full
-                partial = (
-                    f"the input ran out: {batch.index} of {config.batches} batches were made, and batch "
-                    f"{batch.index} is partial ({batch.train.num_rows} train, {batch.test.num_rows} test rows)"
-                )
-            if pushing:
-                with self.stages.time("upload"):
-                    new_head = self._push_batch(batch.index, pair, head)
-                uploaded += new_head != head
-                head = new_head
-        progress.close()
+        built = build_shards(options, root, self.stages)
+        shards, summary, partial = built.shards, built.summary, built.partial
         if not shards:
             raise PublishError(failures.no_positions_message(inputs, summary, config.sampling))
+        if pushing:
+            for index in range(0, len(shards), len(SPLITS)):
+                pair = shards[index:index + len(SPLITS)]
+                with self.stages.time("upload"):
+                    new_head = self._push_batch(index // len(SPLITS) + 1, pair, head)
+                uploaded += new_head != head
+                head = new_head
 
         batches_done = len(shards) // 2
         clear_stale_shards(root, config.spec.folder, {s.path_in_repo for s in shards})
@@ -311,36 +261,6 @@ class Publisher:
         else:
             return {}
         return DatasetInfosDict.from_dataset_card_data(DatasetCard.load(path).data)
-
-    def _written_batches(self, builder: ChessposPositions, root: Path, summary: Summary) -> Iterator[tuple[Batch, list[Shard]]]:
-        """Generate the builder's batches and write their shards; yield them in batch order.
-
-        With ``--num-proc`` above 1, shards are written by that many threads
-        (pyarrow's writer releases the GIL), several at once and while later
-        batches are generated. At most ``num_proc + 1`` batches are in flight.
-        """
-        config, num_proc = self.config, self.options.num_proc
-
-        def write(batch: Batch, split: str) -> Shard:
-            with self.stages.time("write"):
-                path = shard_path(config.spec, split, batch.index, config.batches)
-                return output.write_pending(root, path, functools.partial(write_shard, getattr(batch, split), config.spec))
-
-        batches = builder.generate_batches(num_proc, summary, self.stages)
-        if num_proc == 1:
-            for batch in batches:
-                yield batch, [write(batch, split) for split in SPLITS]
-            return
-        with ThreadPoolExecutor(num_proc) as writers:
-            pending: deque[tuple[Batch, list[Future[Shard]]]] = deque()
-            for batch in batches:
-                pending.append((batch, [writers.submit(write, batch, split) for split in SPLITS]))
-                if len(pending) > num_proc:
-                    done, futures = pending.popleft()
-                    yield done, [future.result() for future in futures]
-            while pending:
-                done, futures = pending.popleft()
-                yield done, [future.result() for future in futures]
 
     def _push_batch(self, index: int, pair: list[Shard], head: str | None) -> str | None:
         """Commit one batch's shards unless the repo already holds them, byte for byte."""
@@ -402,7 +322,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("builder", "chesspos_positions"):
         logging.getLogger(name).setLevel(logging.INFO)
     args = parse_args(argv)
-    return failures.run_reported(lambda: Publisher(resolve_options(args)).run())
+
+    def work() -> int:
+        try:
+            return Publisher(resolve_options(args)).run()
+        except StagesPending as pending:  # Slurm jobs submitted with --no-wait: not a failure
+            print(str(pending))
+            return 0
+        except (WorkFolderError, StagesError) as error:
+            raise PublishError(str(error)) from error
+
+    return failures.run_reported(work)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from .games import Summary
 from .generation import Batch, generate_batches
 from .sampling import SAMPLING_MODES, Sampling
 from .sources import resolve_paths
+from .steps import Job, staged_batches
 from .timing import StageTimes
+from .units import UNIT_BYTES
 
 logger = datasets.utils.logging.get_logger(__name__)
 
@@ -124,6 +126,12 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
         return [EMBEDDED_SAMPLE]
 
 
+#: The fields a config adds to datasets' BuilderConfig, in order: every setting the data depends on.
+GENERATION_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(ChessposPositionsConfig) if f.name not in {g.name for g in fields(datasets.BuilderConfig)}
+)
+
+
 class ChessposPositions(datasets.ArrowBasedBuilder):
     """Chess positions as 69-token windows, in game-level train/test batches."""
 
@@ -146,25 +154,38 @@ class ChessposPositions(datasets.ArrowBasedBuilder):
         )
 
     def generate_batches(
-        self, num_proc: int = 1, summary: Summary | None = None, times: StageTimes | None = None
+        self,
+        num_proc: int = 1,
+        summary: Summary | None = None,
+        times: StageTimes | None = None,
+        unit_bytes: int = UNIT_BYTES,
     ) -> Iterator[Batch]:
         """Generate this config's batches, in order: the dataset's content.
 
         Args:
-            num_proc: processes encoding work units; the output does not depend on it.
+            num_proc: 1 generates in this process, reading only as far as the
+                batches need; more runs the Encode and Plan stages of
+                :mod:`.steps` on that many local processes (datatrove). The
+                output does not depend on it.
             summary: filled with the counts of the games consumed.
             times: filled with the seconds spent per stage.
+            unit_bytes: text bytes per work unit; the batches do not depend on it.
         """
         cfg = self.config
+        job = Job(tuple(resolve_paths(cfg.input_paths())), cfg.sampling_rules(), cfg.seed, cfg.train_ratio,
+                  cfg.batches, cfg.batch_size, unit_bytes, cfg.spec.rows)
+        if num_proc > 1:
+            yield from staged_batches(job, num_proc, summary, times)
+            return
         yield from generate_batches(
-            resolve_paths(cfg.input_paths()),
-            cfg.sampling_rules(),
-            seed=cfg.seed,
-            batches=cfg.batches,
-            batch_size=cfg.batch_size,
-            train_ratio=cfg.train_ratio,
-            num_proc=num_proc,
-            kind=cfg.spec.rows,
+            list(job.urls),
+            job.sampling,
+            seed=job.seed,
+            batches=job.batches,
+            batch_size=job.batch_size,
+            train_ratio=job.train_ratio,
+            unit_bytes=unit_bytes,
+            kind=job.kind,
             summary=summary,
             times=times,
         )

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """From raw games to sampled positions.
 
-:func:`parse_game` turns one :class:`~chesspos_positions.sources.RawGame`
+:func:`parse_game` turns one :class:`~chesspos_positions.pgn.RawGame`
 into its sampled plies, or a named reason for skipping it. A game is skipped
 whole, never partly: an illegal or unparsable move, a null move, an invalid
 FEN or a broken tag section anywhere means none of its positions is used.
@@ -28,8 +28,9 @@ import numpy as np
 
 from . import native
 from .encoding import BitboardRow, board_bitboards, encode_bitboard_rows
+from .pgn import RawGame, parse_tags
 from .sampling import Sampling, game_rng, parse_rating
-from .sources import PathLike, RawGame, iter_raw_games, parse_tags, resolve_paths
+from .sources import PathLike, iter_raw_games, resolve_paths
 
 #: Skip reasons, each with a counter. The header checks run first, then the
 #: Elo and time-control filters, and only then the replay, which finds illegal

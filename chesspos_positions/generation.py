@@ -5,11 +5,13 @@ Generation is split in two so that the expensive part can run anywhere:
 
 1. :func:`encode_unit` is a pure function of (work unit, sampling, seed,
    train ratio). It parses, samples, encodes and splits the games of one
-   unit, and returns numpy arrays. It runs in this process, in a local
-   process pool (:func:`map_units`), or later in a distributed engine.
+   unit, and returns their rows. It runs in this process
+   (:func:`generate_batches`), or in the Encode stage of :mod:`.steps`, run
+   by an executor (:mod:`.executors`).
 2. :class:`BatchAssembler` consumes unit results in unit order and cuts
    batches with exact per-split quotas. It is cheap and sequential; it holds
-   at most one batch plus one unit result.
+   at most one batch plus one unit result. It is the reference that the
+   staged Plan stage (:func:`.steps.make_plan`) reproduces.
 
 Whole games go to one split, by a hash of the game's own content, so no
 game contributes positions to both train and test.
@@ -19,9 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -32,7 +32,8 @@ import pyarrow as pa
 from . import rows as rows_
 from .games import Summary, replay_tokens, sample_plies, start_game
 from .sampling import Sampling
-from .sources import RawGame, iter_raw_games
+from .pgn import RawGame
+from .units import UNIT_BYTES, WorkItem, read_chunks
 from .timing import StageTimes
 
 logger = logging.getLogger(__name__)
@@ -66,12 +67,20 @@ class UnitResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def iter_work_units(urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT) -> Iterator[WorkUnit]:
-    """Cut the games of ``urls`` into units, never across files."""
+def iter_work_units(
+    urls: Iterable[str], games_per_unit: int = GAMES_PER_UNIT, unit_bytes: int = UNIT_BYTES
+) -> Iterator[WorkUnit]:
+    """Cut the games of ``urls`` into units of ``games_per_unit`` games, never across files.
+
+    Units never cross the chunks of :mod:`.units` either, so a staged build
+    (:mod:`.steps`), which encodes chunk by chunk, sees the same units and
+    reports the same counts.
+    """
     for url in urls:
-        games = iter_raw_games([url])
-        while chunk := tuple(islice(games, games_per_unit)):
-            yield WorkUnit(url, chunk)
+        for chunk in read_chunks(WorkItem(0, url, 0, 1), unit_bytes):
+            games = chunk.games()
+            while piece := tuple(islice(games, games_per_unit)):
+                yield WorkUnit(url, piece)
 
 
 def is_train_game(digest: bytes, train_ratio: float) -> bool:
@@ -124,38 +133,6 @@ def _timed(units: Iterable[WorkUnit], times: StageTimes) -> Iterator[WorkUnit]:
         yield unit
 
 
-def map_units(
-    units: Iterable[WorkUnit],
-    sampling: Sampling,
-    seed: int,
-    train_ratio: float,
-    num_proc: int = 1,
-    kind: rows_.RowKind = "position",
-) -> Iterator[UnitResult]:
-    """Run :func:`encode_unit` over ``units``, results in unit order.
-
-    With ``num_proc > 1`` units run in a process pool, with at most two units
-    in flight per process so that memory stays flat however long the input.
-    Closing the iterator early cancels the work not yet needed.
-    """
-    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio, kind=kind)
-    if num_proc <= 1:
-        yield from map(work, units)
-        return
-    with ProcessPoolExecutor(num_proc) as pool:
-        pending: deque[Future[UnitResult]] = deque()
-        try:
-            for unit in units:
-                pending.append(pool.submit(work, unit))
-                if len(pending) >= 2 * num_proc:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-
-
 @dataclass
 class Batch:
     """One batch: its 1-based index and its shuffled train and test rows (see :mod:`.rows`)."""
@@ -168,6 +145,18 @@ class Batch:
     def tokens(self, split: str) -> np.ndarray:
         """The ``(n, 69)`` ``int8`` tokens of ``split``'s rows."""
         return rows_.tokens_of(getattr(self, split))
+
+
+def quotas(batch_size: int, train_ratio: float) -> dict[str, int]:
+    """Rows per full batch for each split: ``round(batch_size * train_ratio)`` train, the rest test."""
+    train = round(batch_size * train_ratio)
+    return {"train": train, "test": batch_size - train}
+
+
+def shuffle_rows(rows: pa.Table, seed: int, index: int, split_id: int) -> pa.Table:
+    """The rows of batch ``index``'s split ``split_id`` (0 train, 1 test) in their shuffled order."""
+    rng = np.random.default_rng([seed, index, split_id])
+    return rows_.take(rows, rng.permutation(rows.num_rows))
 
 
 @dataclass
@@ -192,8 +181,7 @@ class BatchAssembler:
     @property
     def quotas(self) -> dict[str, int]:
         """Rows per full batch for each split."""
-        train = round(self.batch_size * self.train_ratio)
-        return {"train": train, "test": self.batch_size - train}
+        return quotas(self.batch_size, self.train_ratio)
 
     def _buffered(self, split: str) -> int:
         return sum(part.num_rows for part in self._buffers[split])
@@ -207,8 +195,7 @@ class BatchAssembler:
         with self.times.time("assemble and shuffle batches"):
             rows = {split: self._take(split, quota) for split, quota in self.quotas.items()}
             for split_id, split in enumerate(("train", "test")):
-                rng = np.random.default_rng([self.seed, index, split_id])
-                rows[split] = rows_.take(rows[split], rng.permutation(rows[split].num_rows))
+                rows[split] = shuffle_rows(rows[split], self.seed, index, split_id)
             return Batch(index, rows["train"], rows["test"], partial)
 
     def assemble(self, results: Iterable[UnitResult]) -> Iterator[Batch]:
@@ -248,21 +235,19 @@ def generate_batches(
     batches: int,
     batch_size: int,
     train_ratio: float,
-    num_proc: int = 1,
+    unit_bytes: int = UNIT_BYTES,
     kind: rows_.RowKind = "position",
     summary: Summary | None = None,
     times: StageTimes | None = None,
 ) -> Iterator[Batch]:
-    """The whole pipeline: files -> work units -> encoded unit results -> batches.
+    """The sequential pipeline, in this process: files -> work units -> encoded unit results -> batches.
 
-    ``kind`` says what the rows hold (see :mod:`.rows`); the positions and
-    their order do not depend on it. ``summary``, if given, receives the counts of the games actually consumed;
-    ``times``, the seconds spent per stage.
+    ``kind`` says what the rows hold (see :mod:`.rows`); the positions and their order do not
+    depend on it. It reads only as far as the batches need. ``summary``, if given, receives
+    the counts of the games actually consumed; ``times``, the seconds spent per stage.
+    :mod:`.steps` computes the same batches in stages, for executors.
     """
     times = times if times is not None else StageTimes()
     assembler = BatchAssembler(batches, batch_size, train_ratio, seed, summary if summary is not None else Summary(), times)
-    results = map_units(_timed(iter_work_units(urls), times), sampling, seed, train_ratio, num_proc, kind)
-    try:
-        yield from assembler.assemble(results)
-    finally:
-        results.close()
+    work = partial(encode_unit, sampling=sampling, seed=seed, train_ratio=train_ratio, kind=kind)
+    yield from assembler.assemble(map(work, _timed(iter_work_units(urls, unit_bytes=unit_bytes), times)))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 SamplingMode = Literal["default", "all"]
-SAMPLING_MODES: tuple[str, ...] = ("default", "all")
+SAMPLING_MODES: tuple[str, ...] = get_args(SamplingMode)
 
 _TIME_CONTROL = re.compile(r"^\s*(\d+)(?:\+\d+)?\s*$")
 

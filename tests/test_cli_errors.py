@@ -29,7 +29,9 @@ import zstandard
 from huggingface_hub import HfApi
 
 from builder import hub as hub_client
+from builder import interrupts, output
 from builder.output import MARKER
+from builder.shards import Shard
 from conftest import TOKEN, Hub
 from pgn_fixtures import bad_input_text, legal_games, random_game, write_pgn
 from test_publish import REPO_ROOT, common_args, publish, publish_held_after_one_batch
@@ -224,24 +226,26 @@ def many_games(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_interrupted_dry_run_leaves_nothing_loadable(
     hub: Hub, many_games: Path, tmp_path: Path, sig: int, code: int, word: str, num_proc: int
 ) -> None:
-    out = tmp_path / "out"
+    out, work = tmp_path / "out", tmp_path / "work"
     process = subprocess.Popen(
         [sys.executable, "-m", "builder.publish", "--dry-run", "--output-dir", str(out), "--data-path", str(many_games),
-         "--batches", "400", "--batch-size", "40", "--sampling", "all", "--num-proc", str(num_proc)],
+         "--batches", "400", "--batch-size", "40", "--sampling", "all", "--num-proc", str(num_proc),
+         "--workdir", str(work)],
         cwd=REPO_ROOT, env=hub.env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C signals
     )
+    # Shards are built in the work folder, then given their names in the
+    # output folder: interrupt once the build has written its first rows.
     deadline = time.monotonic() + 120
-    while not list(out.glob("train/.batch_*")) and process.poll() is None and time.monotonic() < deadline:
+    while not list(work.rglob("*.arrow")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    # Freeze the group while the signal is queued, so it cannot finish first.
-    os.killpg(process.pid, signal.SIGSTOP)
-    assert list(out.glob("train/.batch_*")), "no shard was being written"
+    # No freeze (SIGSTOP) while signalling: a process forked meanwhile could
+    # stay stopped. 400 batches are still to be written: it cannot finish first.
+    assert list(work.rglob("*.arrow")), "the build wrote nothing before the interrupt"
     if num_proc == 1:
         process.send_signal(sig)
     else:
         os.killpg(process.pid, sig)
-    os.killpg(process.pid, signal.SIGCONT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr[-3000:]
     assert "Traceback" not in stderr
@@ -254,6 +258,25 @@ def test_interrupted_dry_run_leaves_nothing_loadable(
     # A rerun into the same folder clears the leftovers and completes it.
     publish(hub, "--dry-run", "--output-dir", str(out), *common_args(many_games, batches=1))
     assert not [p for p in out.rglob(".batch_*")]
+
+
+def test_a_swallowed_interrupt_still_stops_the_release_before_it_is_complete(tmp_path: Path) -> None:
+    # CPython ignores an exception raised in a fork hook: a Ctrl-C landing
+    # while an executor forks its workers is lost that way, and the build goes on.
+    shard, card = tmp_path / ".batch_001.parquet.partial", tmp_path / "README.md"
+    shard.write_bytes(b"x")
+    output.pending_path(card).write_text("card")
+    pending = Shard("batch_001.parquet", shard, 1, 1, 1, "")
+    with interrupts.handled() as received:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here, between bytecodes
+        except KeyboardInterrupt:
+            pass  # what the fork hook does with it
+        assert received
+        with pytest.raises(KeyboardInterrupt):
+            output.complete(tmp_path, [pending], card)
+    assert not card.exists() and not (tmp_path / "batch_001.parquet").exists()
 
 
 def test_interrupted_publish_is_one_line_and_resumes(hub: Hub, games: Path) -> None:

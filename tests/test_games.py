@@ -224,7 +224,7 @@ def test_real_lichess_and_tricky_files_match_python_chess() -> None:
 def test_parse_tags_fast_path_equals_parse_tag() -> None:
     import random
 
-    from chesspos_positions.sources import parse_tag, parse_tags
+    from chesspos_positions.pgn import parse_tag, parse_tags
 
     rng = random.Random(0)
     pieces = ['[Event "', '"]', "White", ' "x"', '\\"', "[", "]", '"', " ", "\\", "\t", "\n", "\r", "A", "0", "_", "-", "\xe9"]

@@ -28,7 +28,7 @@ from chesspos_positions.encoding import CASTLING_SQUARES, MASK, board_to_token_s
 from chesspos_positions.games import game_digest
 from chesspos_positions.history import WINDOW_LENGTH, fens
 from chesspos_positions.rows import fixed_lists_to_numpy, take, tokens_column
-from chesspos_positions.sources import split_games
+from chesspos_positions.pgn import split_games
 from conftest import Hub
 from pgn_fixtures import legal_games, random_fen, random_game, write_pgn
 from test_publish import REPO_ROOT, publish

@@ -26,7 +26,8 @@ from chesspos_positions.encoding import encode_bitboard_rows
 from chesspos_positions.games import SKIP_REASONS, ParsedGame, replay, replay_tokens, start_game
 from chesspos_positions.generation import UnitResult, WorkUnit, encode_unit, iter_work_units
 from chesspos_positions.sampling import Sampling
-from chesspos_positions.sources import resolve_paths, split_games
+from chesspos_positions.pgn import split_games
+from chesspos_positions.sources import resolve_paths
 from pgn_fixtures import BAD_CASES, FixtureGame, bad_input_text, legal_games
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The shards of a release, built in stages by an executor: Encode, Plan, Write.
+
+:mod:`chesspos_positions.steps` holds the stages; this module adds the last
+one, which writes each batch's shards, and runs the three with the executor
+the options ask for (:mod:`chesspos_positions.executors`). The shards are
+byte for byte those of writing :meth:`ChessposPositions.generate_batches`
+in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from chesspos_positions.configs import Config
+from chesspos_positions.executors import ExecutorSettings, Stage, run_stages
+from chesspos_positions.games import Summary
+from chesspos_positions.sources import resolve_paths
+from chesspos_positions.steps import (
+    Job,
+    WorkFolder,
+    assemble_batch,
+    encode_and_plan,
+    load_plan,
+    read_json,
+    write_json,
+)
+from chesspos_positions.timing import StageTimes
+
+from . import output
+from .options import PublishOptions
+from .shards import SPLITS, Shard, shard_path, write_shard
+
+
+class WriteStep(PipelineStep):
+    """Task ``rank`` writes the shards of planned batch ``rank + 1`` (nothing if the input ran out before it)."""
+
+    name = "write shards"
+    type = "chesspos"
+
+    def __init__(self, job: Job, folder: WorkFolder, config: Config) -> None:
+        super().__init__()
+        self.job, self.folder, self.config = job, folder, config
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        planned = {b.index: b for b in load_plan(self.folder).batches}.get(rank + 1)
+        if planned is None:
+            return data
+        with self.track_time("batch"):
+            batch = assemble_batch(self.job, self.folder, planned)
+            shards = [write_shard(getattr(batch, split), self.config, self.folder.root / "shards",
+                                  shard_path(self.config, split, batch.index, self.job.batches)) for split in SPLITS]
+        write_json(_record(self.folder, batch.index), [{**asdict(s), "local_path": str(s.local_path)} for s in shards])
+        self.stat_update("rows", value=sum(s.num_examples for s in shards))
+        return data
+
+
+def _record(folder: WorkFolder, index: int) -> Path:
+    return folder.root / "shards" / f"batch_{index}.json"
+
+
+@dataclass
+class Built:
+    """What the stages made: the shards in the output folder, in batch order, and the counts."""
+
+    shards: list[Shard]
+    summary: Summary
+    partial: str | None
+
+
+def job_of(options: PublishOptions) -> Job:
+    config = options.builder_config()
+    return Job(tuple(resolve_paths(config.input_paths())), config.sampling_rules(), config.seed, config.train_ratio,
+               config.batches, config.batch_size, options.unit_bytes, config.spec.rows)
+
+
+@contextmanager
+def work_folder(options: PublishOptions) -> Iterator[WorkFolder]:
+    """``--workdir``, kept; or, for local runs without one, a temporary folder removed at the end."""
+    if options.workdir is not None:
+        yield WorkFolder(Path(options.workdir).resolve())
+        return
+    scratch = tempfile.mkdtemp(prefix="chesspos-work-")
+    try:
+        yield WorkFolder(Path(scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def build_shards(options: PublishOptions, root: Path, times: StageTimes) -> Built:
+    """Run Encode, Plan and Write with the options' executor; place the shards under ``root``.
+
+    Raises:
+        chesspos_positions.steps.WorkFolderError: ``--workdir`` holds a build with other options.
+        chesspos_positions.executors.StagesError: tasks failed (the message says how to resume).
+        chesspos_positions.executors.StagesPending: Slurm jobs are submitted and not waited for.
+    """
+    job = job_of(options)
+    with work_folder(options) as folder:
+        spec = options.builder_config().spec
+        folder.claim({**job.describe(), "config": spec.name})
+        settings = ExecutorSettings(options.executor, folder.root, options.num_proc, options.slurm or {},  # type: ignore[arg-type]
+                                    options.ray_address, wait=not options.no_wait)
+        stages = [*encode_and_plan(job, folder), Stage("write", WriteStep(job, folder, spec), job.batches)]
+        with times.time("build (encode, plan, write)"):
+            run_stages(stages, settings)
+        plan = load_plan(folder)
+        times.add(plan.times.seconds)
+        shards = []
+        for planned in plan.batches:
+            for record in read_json(_record(folder, planned.index)):
+                target = output.pending_path(root / record["path_in_repo"])
+                _place(Path(record["local_path"]), target)
+                shards.append(Shard(**{**record, "local_path": target}))
+        partial = None
+        last = plan.batches[-1] if plan.batches else None
+        if last is not None and last.partial:
+            partial = (f"the input ran out: {last.index} of {job.batches} batches were made, and batch "
+                       f"{last.index} is partial ({last.rows('train')} train, {last.rows('test')} test rows)")
+        return Built(shards, plan.summary, partial)
+
+
+def _place(source: Path, target: Path) -> None:
+    """Put a finished shard into the output folder under its pending name only once it is whole.
+
+    A hard link where possible (no copy), else a copy; either goes to a
+    temporary name first, so an interrupted run never leaves a partial shard.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)

@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Running the stages of a build: on this machine, on a Slurm cluster or on Ray, through datatrove.
+
+This module owns no build logic. A :class:`Stage` is a datatrove
+``PipelineStep`` run as ``tasks`` independent tasks (task ``rank`` does
+part ``rank`` of the work; see :mod:`.steps`). :func:`run_stages` runs stages
+in order with the chosen executor and checks that every task finished.
+datatrove keeps, per stage, under ``WORKDIR/logs/STAGE/``: one log per task
+(``logs/task_NNNNN.log``), per-task and merged stats (``stats/``,
+``stats.json``) and a completion marker per finished task
+(``completions/NNNNN``): a rerun with the same work folder skips finished tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, get_args
+
+import multiprocess
+from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
+from datatrove.executor.base import PipelineExecutor
+from datatrove.pipeline.base import PipelineStep
+
+ExecutorKind = Literal["local", "slurm", "ray"]
+EXECUTORS: Final = get_args(ExecutorKind)
+
+#: The keys of a config file's ``slurm:`` section, with datatrove's names and meanings.
+SLURM_KEYS: Final = ("partition", "time", "cpus_per_task", "mem_per_cpu_gb", "venv_path", "env_command", "sbatch_args")
+
+
+#: How local workers start. datatrove's default, forkserver, makes each worker
+#: import the project (datasets, pyarrow) again: seconds per stage, more than a
+#: small build's work. Forked workers share the parent's imports.
+_START_METHOD: Final = "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+class StagesError(RuntimeError):
+    """Some tasks of a stage did not finish; the message says where the logs are and how to resume."""
+
+
+class StagesPending(Exception):
+    """Slurm jobs were submitted (``--no-wait``) or are still queued: rerun the same command later."""
+
+
+@dataclass
+class ExecutorSettings:
+    """How stages run.
+
+    Attributes:
+        kind: "local" (datatrove's LocalPipelineExecutor, ``num_proc`` processes),
+            "slurm" (SlurmPipelineExecutor, one array task per stage task) or
+            "ray" (RayPipelineExecutor on an existing cluster).
+        workdir: the work folder; for Slurm and Ray on storage every node reaches.
+        num_proc: local processes (and Ray/Slurm concurrency is the cluster's).
+        slurm: SlurmPipelineExecutor options (:data:`SLURM_KEYS`).
+        ray_address: the Ray cluster to join ("auto": the one this node belongs to).
+        wait: for Slurm: wait for the jobs; False submits them and raises :class:`StagesPending`.
+        poll_seconds: the longest wait between two checks of the Slurm queue
+            (checks start after 1 s and back off to it).
+    """
+
+    kind: ExecutorKind
+    workdir: Path
+    num_proc: int = 1
+    slurm: dict[str, Any] = field(default_factory=dict)
+    ray_address: str = "auto"
+    wait: bool = True
+    poll_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: a pipeline step run as ``tasks`` tasks.
+
+    ``enough``, if given, tells whether the tasks finished so far already do
+    the stage's job; the local executor then runs the tasks in rank order, in
+    waves (``2 * num_proc`` tasks, doubling), and stops once it is true.
+    Slurm and Ray run every task.
+    """
+
+    name: str
+    step: PipelineStep
+    tasks: int
+    enough: Callable[[], bool] | None = None
+
+
+def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
+    """Run ``stages`` in order; return when every task of every stage has finished.
+
+    Raises:
+        StagesError: a task failed or did not finish (names the stage, the
+            tasks and their logs, and how to resume).
+        StagesPending: Slurm jobs were submitted without waiting, or are still queued.
+    """
+    if settings.kind == "slurm":
+        _run_slurm(stages, settings)
+        return
+    for stage in stages:
+        if settings.kind == "local" and stage.enough is not None:
+            _run_in_waves(stage, settings)
+            continue
+        _run_checked(stage, _executor(stage, settings), settings, range(stage.tasks))
+
+
+def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range) -> None:
+    """Run ``executor``; raise :class:`StagesError` unless all of ``ranks`` completed."""
+    try:
+        executor.run()
+    except Exception as error:  # a task's own error: reported with the stage, its logs and how to resume
+        raise _incomplete(stage, executor, settings, ranks, error) from error
+    except BaseException:
+        # An interrupt may land while datatrove starts its multiprocess manager,
+        # before the manager is set to be shut down: the interpreter would then
+        # wait for it forever at exit.
+        for child in multiprocess.active_children():
+            child.terminate()
+            child.join()
+        raise
+    if executor.get_incomplete_ranks(ranks):
+        raise _incomplete(stage, executor, settings, ranks)
+
+
+def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
+    """Run ranks ``[start, start + size)`` locally, doubling ``size``, until ``stage.enough()`` or all are done."""
+    assert stage.enough is not None
+    start, size = 0, 2 * settings.num_proc
+    while start < stage.tasks and not stage.enough():
+        size = min(size, stage.tasks - start)
+        executor = LocalPipelineExecutor(pipeline=[stage.step], tasks=stage.tasks, workers=min(settings.num_proc, size),
+                                         logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
+                                         local_rank_offset=start, start_method=_START_METHOD)
+        _run_checked(stage, executor, settings, range(start, start + size))
+        start, size = start + size, 2 * size
+
+
+def logging_dir(settings: ExecutorSettings, stage: Stage) -> Path:
+    """Where datatrove keeps a stage's logs, stats and completion markers."""
+    return settings.workdir / "logs" / stage.name
+
+
+def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecutor | None = None) -> PipelineExecutor:
+    common: dict[str, Any] = {"pipeline": [stage.step], "tasks": stage.tasks, "logging_dir": str(logging_dir(settings, stage))}
+    if settings.kind == "local":
+        return LocalPipelineExecutor(workers=min(settings.num_proc, stage.tasks), start_method=_START_METHOD, **common)
+    if settings.kind == "ray":
+        try:
+            import ray
+            from datatrove.executor import RayPipelineExecutor
+        except ImportError as error:
+            raise StagesError("--executor ray needs Ray: pip install 'chesspos-positions[ray]'") from error
+        if not ray.is_initialized():
+            ray.init(address=settings.ray_address)
+        return RayPipelineExecutor(**common)
+    return SlurmPipelineExecutor(
+        job_name=f"chesspos-{stage.name}", depends=depends, **common, **_slurm_options(settings.slurm)
+    )
+
+
+def _slurm_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(SLURM_KEYS)
+    if unknown:
+        raise StagesError(f"unknown slurm option(s) {', '.join(sorted(unknown))}; valid: {', '.join(SLURM_KEYS)}")
+    missing = {"partition", "time"} - set(options)
+    if missing:
+        raise StagesError(f"the slurm: section needs {' and '.join(sorted(missing))}")
+    return dict(options)
+
+
+def _incomplete(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range,
+                error: Exception | None = None) -> StagesError:
+    ranks = executor.get_incomplete_ranks(ranks)
+    folder = logging_dir(settings, stage)
+    shown = ", ".join(map(str, ranks[:10])) + (" ..." if len(ranks) > 10 else "")
+    cause = f" ({type(error).__name__}: {error})" if error is not None else ""
+    return StagesError(
+        f"stage {stage.name!r}: {len(ranks)} of {stage.tasks} tasks did not finish (ranks {shown}){cause}. "
+        f"Logs: {folder / 'logs'}/task_NNNNN.log. Rerun the same command with --workdir {settings.workdir} "
+        "to resume: finished tasks are skipped."
+    )
+
+
+# --- Slurm ------------------------------------------------------------------------
+
+
+def _jobs_file(settings: ExecutorSettings) -> Path:
+    return settings.workdir / "logs" / "slurm_jobs.json"
+
+
+def _queued(job_ids: list[str]) -> list[str]:
+    """Those of ``job_ids`` still pending or running (squeue forgets finished jobs).
+
+    A job counts as queued when its id, or an array task ``ID_N`` of it, is a
+    word of squeue's answer, whatever its columns. When squeue refuses the
+    job list ("Invalid job id": every listed job has left the queue) the
+    whole queue is read instead.
+
+    Raises:
+        StagesError: if there is no squeue command to ask.
+    """
+    if not job_ids:
+        return []
+    for args in (["--noheader", "--format=%A", "--jobs", ",".join(job_ids)], []):
+        try:
+            result = subprocess.run(["squeue", *args], capture_output=True, text=True, check=False)
+        except FileNotFoundError as error:
+            raise StagesError("waiting for Slurm jobs needs squeue on PATH; or pass --no-wait and rerun later") from error
+        if result.returncode == 0:
+            return sorted({word.split("_")[0] for word in result.stdout.split()} & set(job_ids))
+    return []
+
+
+def _run_slurm(stages: list[Stage], settings: ExecutorSettings) -> None:
+    """Submit the stages as dependent job arrays (once), then wait for them and check them."""
+    jobs_file = _jobs_file(settings)
+    jobs: dict[str, str] = json.loads(jobs_file.read_text()) if jobs_file.exists() else {}
+    job_ids = list(jobs.values())
+    if not _queued(job_ids):  # nothing of an earlier submission is still queued: submit what is unfinished
+        executors: list[PipelineExecutor] = []
+        for stage in stages:
+            executors.append(_executor(stage, settings, depends=executors[-1] if executors else None))
+        executors[-1].run()  # launches its dependencies first, each with afterok on the previous one
+        jobs = {stage.name: str(e.job_id) for stage, e in zip(stages, executors) if e.job_id not in (None, -1)}
+        job_ids = list(jobs.values())
+        jobs_file.parent.mkdir(parents=True, exist_ok=True)
+        jobs_file.write_text(json.dumps(jobs))
+    if not settings.wait:
+        raise StagesPending(
+            f"Slurm jobs {', '.join(job_ids) or '(none needed)'} are submitted; rerun the same command to finish "
+            f"once they are done (squeue --jobs {','.join(job_ids)}). Logs: {settings.workdir / 'logs'}"
+        )
+    pause = 1.0
+    while queued := _queued(job_ids):
+        # A stage that left the queue unfinished never satisfies its dependents: cancel them.
+        for stage in stages:
+            executor = _executor(stage, settings)
+            if jobs.get(stage.name) not in queued and executor.get_incomplete_ranks():
+                subprocess.run(["scancel", *queued], check=False)
+                raise _incomplete(stage, executor, settings, range(stage.tasks))
+        time.sleep(pause)
+        pause = min(2 * pause, settings.poll_seconds)
+    for stage in stages:
+        executor = _executor(stage, settings)
+        if executor.get_incomplete_ranks():
+            raise _incomplete(stage, executor, settings, range(stage.tasks))

@@ -1,0 +1,428 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The pure stages of a build at scale: Encode, Plan, and assembling a batch.
+
+Each stage reads and writes files in a work folder, so any executor can run
+it anywhere the folder is reachable, and a rerun skips what is done:
+
+1. :func:`encode_item` (one task per :class:`~chesspos_positions.units.WorkItem`)
+   writes, per work unit, its sampled, split, encoded rows as Arrow IPC files
+   (any config's columns pass through) and its counts. A unit whose counts
+   file exists is done.
+2. :func:`make_plan` (one cheap, sequential task) reads the counts in unit
+   order and computes, by prefix sums, which rows of which unit land in which
+   batch and split: exactly what :class:`~chesspos_positions.generation.BatchAssembler`
+   does with the same rows, so quotas, carry-over and partial last batches
+   keep their meaning.
+3. :func:`assemble_batch` (one task per batch) gathers a batch's slices and
+   shuffles them with ``(seed, batch, split)``, as the assembler does.
+
+The output is the sequential path's, row for row: rows do not depend on how
+the input was cut into units (sampling is seeded per game), and the plan
+keeps the global game order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from itertools import islice
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from . import rows as rows_
+from .executors import ExecutorSettings, Stage, run_stages
+from .games import Summary
+from .generation import (
+    GAMES_PER_UNIT,
+    Batch,
+    WorkUnit,
+    encode_unit,
+    quotas,
+    shuffle_rows,
+)
+from .sampling import Sampling
+from .timing import StageTimes
+from .units import UNIT_BYTES, Chunk, WorkItem, chunk_count, plan_work, read_chunks
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a build computes: its inputs and every setting the rows depend on."""
+
+    urls: tuple[str, ...]
+    sampling: Sampling
+    seed: int
+    train_ratio: float
+    batches: int
+    batch_size: int
+    unit_bytes: int = UNIT_BYTES
+    kind: rows_.RowKind = "position"  # what the rows hold (see :mod:`.rows`)
+
+    def work_items(self) -> list[WorkItem]:
+        """The Encode tasks, in a fixed order (a function of the inputs and ``unit_bytes`` only)."""
+        return plan_work(list(self.urls), self.unit_bytes)
+
+    def describe(self) -> dict[str, object]:
+        """The job as plain data, with each input's size: two jobs with equal descriptions give equal rows."""
+        data = asdict(self)
+        data["urls"] = [[url, _size(url)] for url in self.urls]
+        return data
+
+
+def _size(url: str) -> int:
+    fs, path = fsspec.core.url_to_fs(url)
+    return int(fs.size(path))
+
+
+class WorkFolderError(ValueError):
+    """The work folder holds a build with other options."""
+
+
+@dataclass(frozen=True)
+class WorkFolder:
+    """Where the stages keep their files."""
+
+    root: Path
+
+    def claim(self, description: dict[str, object]) -> None:
+        """Record the build this folder is for; refuse a folder used for another one.
+
+        Raises:
+            WorkFolderError: the folder's ``job.json`` describes other options or inputs (names them).
+        """
+        path = self.root / "job.json"
+        wanted = json.loads(json.dumps(description, sort_keys=True))
+        if path.exists():
+            held = read_json(path)
+            if held != wanted:
+                differ = sorted(k for k in held.keys() | wanted.keys() if held.get(k) != wanted.get(k))
+                raise WorkFolderError(
+                    f"work folder {self.root} holds a build with other {', '.join(differ)}: rerun with the options "
+                    "it was made with, or use another --workdir"
+                )
+            return
+        write_json(path, wanted)
+
+    def unit(self, file: int, chunk: int, kind: str) -> Path:
+        """``units/FFFFF/CCCCCCC.{train,test}.arrow`` and ``.json`` (the unit's counts)."""
+        return self.root / "units" / f"{file:05d}" / f"{chunk:07d}.{kind}"
+
+    def chunk_count(self, file: int) -> Path:
+        """How many chunks a compressed file has (written once it was streamed whole)."""
+        return self.root / "units" / f"{file:05d}" / "chunks.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan.json"
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` to ``path`` atomically (a killed writer leaves no partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(temporary, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# --- 1. Encode ----------------------------------------------------------------
+
+
+def encode_item(job: Job, item: WorkItem, folder: WorkFolder) -> None:
+    """Encode every unit of ``item`` whose counts are not in ``folder`` yet."""
+    for chunk in read_chunks(item, job.unit_bytes):
+        if chunk.text is not None and not folder.unit(chunk.file, chunk.index, "json").exists():
+            encode_chunk(job, chunk, folder)
+    if item.parts:  # the stream was read whole: record how many chunks the file has
+        write_json(folder.chunk_count(item.file), {"chunks": chunk.index + 1})
+
+
+def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
+    """Parse, sample, encode and split one unit's games; write its rows, then its counts.
+
+    The games are encoded in pieces of ``GAMES_PER_UNIT``, as the sequential
+    path cuts them, and the counts are kept per piece, so the plan can tell
+    which games the sequential path would have read.
+    """
+    times = StageTimes()
+    pieces: list[dict[str, object]] = []
+    writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
+    paths = {split: folder.unit(chunk.file, chunk.index, f"{split}.arrow") for split in SPLITS}
+    paths["train"].parent.mkdir(parents=True, exist_ok=True)
+    games = chunk.games()
+    try:
+        # An empty chunk still writes (empty) files with the config's columns.
+        while (piece := tuple(islice(games, GAMES_PER_UNIT))) or not pieces:
+            result = encode_unit(WorkUnit(chunk.url, piece), job.sampling, job.seed, job.train_ratio, job.kind)
+            times.add(result.seconds)
+            pieces.append({"rows": {s: getattr(result, s).num_rows for s in SPLITS}, "summary": result.summary.as_dict()})
+            for split in SPLITS:
+                table = getattr(result, split)
+                if split not in writers:
+                    writers[split] = pa.ipc.new_file(_partial(paths[split]), table.schema)
+                writers[split].write_table(table)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    if any(piece["summary"]["games_skipped"] for piece in pieces):
+        logger.info("game numbers and lines of skipped games above count from byte %d of %s", chunk.start, chunk.url)
+    for split in SPLITS:
+        os.replace(_partial(paths[split]), paths[split])
+    write_json(folder.unit(chunk.file, chunk.index, "json"), {"pieces": pieces, "seconds": dict(times.seconds)})
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def read_rows(path: Path) -> pa.Table:
+    """A unit's rows of one split, memory-mapped."""
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+
+
+# --- 2. Plan --------------------------------------------------------------------
+
+
+@dataclass
+class PlannedBatch:
+    """One batch of the plan: per split, the ``[file, chunk, start, stop]`` row slices, in order."""
+
+    index: int
+    partial: bool
+    slices: dict[str, list[list[int]]]
+
+    def rows(self, split: str) -> int:
+        return sum(stop - start for _, _, start, stop in self.slices[split])
+
+
+@dataclass
+class Plan:
+    """The batches, and the counts of the units they consumed (what the sequential path reads)."""
+
+    batches: list[PlannedBatch]
+    summary: Summary
+    times: StageTimes = field(default_factory=StageTimes)
+
+
+def unit_ids(job: Job, folder: WorkFolder) -> Iterator[tuple[int, int]]:
+    """Every unit ``(file, chunk)`` in input order.
+
+    Raises:
+        RuntimeError: if the Encode stage has not finished a compressed file (names it).
+    """
+    items = job.work_items()
+    for file, url in enumerate(job.urls):
+        if any(item.file == file and item.parts for item in items):
+            path = folder.chunk_count(file)
+            if not path.exists():
+                raise RuntimeError(f"the Encode stage has not finished {url}: {path} is missing")
+            count = read_json(path)["chunks"]
+        else:
+            count = chunk_count(_size(url), job.unit_bytes)
+        yield from ((file, chunk) for chunk in range(count))
+
+
+def batches_full(job: Job, folder: WorkFolder) -> bool:
+    """Whether the units encoded so far, from the first on, fill every batch (so the rest are not needed)."""
+    quota = quotas(job.batch_size, job.train_ratio)
+    total = dict.fromkeys(SPLITS, 0)
+    try:
+        for file, chunk in unit_ids(job, folder):
+            path = folder.unit(file, chunk, "json")
+            if not path.exists():
+                return False
+            for piece in read_json(path)["pieces"]:
+                total = {s: total[s] + piece["rows"][s] for s in SPLITS}
+            if all(total[s] >= job.batches * quota[s] for s in SPLITS):
+                return True
+    except RuntimeError:  # a compressed file not streamed whole yet
+        return False
+    return False
+
+
+def make_plan(job: Job, folder: WorkFolder) -> Plan:
+    """Cut the units' rows into batches exactly as the sequential assembler does, and save the plan.
+
+    The pieces of the units are walked in input order, as the assembler
+    consumes unit results: full batches are cut as soon as both splits hold
+    their quota, and once the input ends what is left forms partial batches.
+    The summary counts the pieces up to the one that completed the last batch.
+    """
+    summary, seconds = Summary(), StageTimes()
+    quota = quotas(job.batch_size, job.train_ratio)
+    # Per split: the global row offset where each piece starts, and where that is in its unit.
+    starts: dict[str, list[int]] = {s: [0] for s in SPLITS}
+    places: dict[str, list[list[int]]] = {s: [] for s in SPLITS}
+    taken = dict.fromkeys(SPLITS, 0)
+    spans: list[dict[str, int]] = []  # rows taken per split by each batch, in order
+    for file, chunk in unit_ids(job, folder):
+        if len(spans) == job.batches:
+            break
+        path = folder.unit(file, chunk, "json")
+        if not path.exists():
+            raise RuntimeError(f"the Encode stage has not finished unit {chunk} of {job.urls[file]}: {path} is missing")
+        unit = read_json(path)
+        seconds.add(unit["seconds"])
+        offset = dict.fromkeys(SPLITS, 0)
+        for piece in unit["pieces"]:
+            if len(spans) == job.batches:
+                break
+            summary.add(_summary(piece["summary"]))
+            for split in SPLITS:
+                places[split].append([file, chunk, offset[split]])
+                offset[split] += piece["rows"][split]
+                starts[split].append(starts[split][-1] + piece["rows"][split])
+            while len(spans) < job.batches and all(starts[s][-1] - taken[s] >= quota[s] for s in SPLITS):
+                spans.append(dict(quota))
+                taken = {s: taken[s] + quota[s] for s in SPLITS}
+    full = len(spans)
+    while len(spans) < job.batches and any(starts[s][-1] > taken[s] for s in SPLITS):
+        spans.append({s: min(quota[s], starts[s][-1] - taken[s]) for s in SPLITS})
+        taken = {s: taken[s] + spans[-1][s] for s in SPLITS}
+    batches = []
+    begin = dict.fromkeys(SPLITS, 0)
+    for position, take in enumerate(spans):
+        slices = {s: _slices(places[s], starts[s], begin[s], begin[s] + take[s]) for s in SPLITS}
+        begin = {s: begin[s] + take[s] for s in SPLITS}
+        batches.append(PlannedBatch(position + 1, position >= full, slices))
+    if full < job.batches:
+        if len(spans) == full:
+            logger.warning("input ran out after %d full batches of the %d asked for", full, job.batches)
+        for planned in batches[full:]:
+            logger.warning("input ran out: batch %d is partial (%d of %d train rows, %d of %d test rows)",
+                           planned.index, planned.rows("train"), quota["train"], planned.rows("test"), quota["test"])
+    plan = Plan(batches, summary, seconds)
+    write_json(folder.plan, {
+        "batches": [asdict(b) for b in batches],
+        "summary": summary.as_dict(),
+        "seconds": dict(seconds.seconds),
+    })
+    return plan
+
+
+def _slices(places: list[list[int]], starts: list[int], begin: int, end: int) -> list[list[int]]:
+    """The ``[file, chunk, start, stop]`` unit slices of global rows ``[begin, end)``, merged per unit."""
+    pieces: list[list[int]] = []
+    piece = bisect.bisect_right(starts, begin) - 1
+    while begin < end:
+        stop = min(end, starts[piece + 1])
+        if stop > begin:
+            file, chunk, offset = places[piece]
+            first, last = offset + begin - starts[piece], offset + stop - starts[piece]
+            if pieces and pieces[-1][:2] == [file, chunk] and pieces[-1][3] == first:
+                pieces[-1][3] = last
+            else:
+                pieces.append([file, chunk, first, last])
+        begin = stop
+        piece += 1
+    return pieces
+
+
+def _summary(data: dict) -> Summary:
+    """A :class:`Summary` from its :meth:`~Summary.as_dict` form."""
+    skipped = Counter({reason: n for reason, n in data["skipped"].items() if n})
+    return Summary(data["games_read"], data["games_kept"], data["positions"], skipped)
+
+
+def load_plan(folder: WorkFolder) -> Plan:
+    """The plan :func:`make_plan` saved."""
+    data = read_json(folder.plan)
+    times = StageTimes()
+    times.add(data["seconds"])
+    return Plan([PlannedBatch(**b) for b in data["batches"]], _summary(data["summary"]), times)
+
+
+# --- 3. Assemble ----------------------------------------------------------------
+
+
+def assemble_batch(job: Job, folder: WorkFolder, planned: PlannedBatch) -> Batch:
+    """Gather one planned batch's rows and shuffle each split with ``(seed, batch, split)``."""
+    rows = {}
+    for split_id, split in enumerate(SPLITS):
+        schema = read_rows(folder.unit(0, 0, f"{split}.arrow")).schema
+        parts = [read_rows(folder.unit(file, chunk, f"{split}.arrow")).slice(start, stop - start)
+                 for file, chunk, start, stop in planned.slices[split]]
+        rows[split] = shuffle_rows(rows_.concat(parts, schema), job.seed, planned.index, split_id)
+    return Batch(planned.index, rows["train"], rows["test"], planned.partial)
+
+
+def staged_batches(
+    job: Job, num_proc: int, summary: Summary | None = None, times: StageTimes | None = None
+) -> Iterator[Batch]:
+    """The batches of ``job``: Encode and Plan on ``num_proc`` local processes, then each batch assembled here.
+
+    The work folder is temporary. ``summary`` and ``times`` are filled as by
+    :func:`~chesspos_positions.generation.generate_batches`.
+    """
+    with tempfile.TemporaryDirectory(prefix="chesspos-work-") as scratch:
+        folder = WorkFolder(Path(scratch))
+        run_stages(encode_and_plan(job, folder), ExecutorSettings("local", folder.root, num_proc))
+        plan = load_plan(folder)
+        if summary is not None:
+            summary.add(plan.summary)
+        if times is not None:
+            times.add(plan.times.seconds)
+        for planned in plan.batches:
+            yield assemble_batch(job, folder, planned)
+
+
+# --- The stages as datatrove steps ---------------------------------------------------
+
+
+class EncodeStep(PipelineStep):
+    """Task ``rank`` encodes work item ``rank`` of the job (see :meth:`Job.work_items`)."""
+
+    name = "encode work units"
+    type = "chesspos"
+
+    def __init__(self, job: Job, folder: WorkFolder) -> None:
+        super().__init__()
+        self.job, self.folder = job, folder
+        self.items = job.work_items()
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        with self.track_time("work item"):
+            encode_item(self.job, self.items[rank], self.folder)
+        self.stat_update("work items")
+        return data
+
+
+class PlanStep(PipelineStep):
+    """The one task that plans the batches from the units' counts."""
+
+    name = "plan batches"
+    type = "chesspos"
+
+    def __init__(self, job: Job, folder: WorkFolder) -> None:
+        super().__init__()
+        self.job, self.folder = job, folder
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        plan = make_plan(self.job, self.folder)
+        self.stat_update("batches", value=len(plan.batches))
+        self.stat_update("games read", value=plan.summary.games_read)
+        return data
+
+
+def encode_and_plan(job: Job, folder: WorkFolder) -> list[Stage]:
+    """The first two stages of every staged build."""
+    encode = EncodeStep(job, folder)
+    return [Stage("encode", encode, len(encode.items), partial(batches_full, job, folder)), Stage("plan", PlanStep(job, folder), 1)]

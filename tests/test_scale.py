@@ -1,0 +1,242 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Building at scale: staged builds through datatrove executors equal the sequential path, byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+import zstandard
+
+from builder.shards import SPLITS, shard_path, write_shard
+from chesspos_positions import ChessposPositions, Summary
+from chesspos_positions.configs import CONFIGS
+from chesspos_positions.generation import generate_batches
+from chesspos_positions.sampling import Sampling
+from chesspos_positions.sources import iter_raw_games
+from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan
+from chesspos_positions.units import plan_work, read_chunks
+from pgn_fixtures import legal_games, write_pgn
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = CONFIGS["default"]
+STUBS = Path(__file__).resolve().parent / "slurm_stub"
+BATCHES, BATCH_SIZE = 4, 400
+#: Small units, so that the fixture files are cut into many units and the .zst into several parts.
+UNIT_BYTES = 3_000
+#: Units of the Slurm tests: still two chunks of the plain file and three parts of the .zst.
+SLURM_UNIT_BYTES = 10_000
+OPTIONS = ["--sampling", "all", "--batches", str(BATCHES), "--batch-size", str(BATCH_SIZE), "--seed", "3",
+           "--unit-bytes", str(UNIT_BYTES)]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a plain PGN file and a .pgn.zst file of other games."""
+    folder = tmp_path_factory.mktemp("inputs")
+    write_pgn(folder / "a.pgn", legal_games(seed=31, n=40, fen_every=4))
+    plain = write_pgn(tmp_path_factory.mktemp("raw") / "b.pgn", legal_games(seed=32, n=60))
+    (folder / "b.pgn.zst").write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+    return folder
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def sequential(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Summary]:
+    """The reference: the builder's batches, generated in one process, written shard by shard."""
+    root = tmp_path_factory.mktemp("sequential")
+    builder = ChessposPositions(cache_dir=str(root / "cache"), data_path=str(inputs), sampling="all", batches=BATCHES,
+                                batch_size=BATCH_SIZE, seed=3)
+    summary = Summary()
+    for batch in builder.generate_batches(summary=summary, unit_bytes=UNIT_BYTES):
+        for split in SPLITS:
+            write_shard(getattr(batch, split), DEFAULT, root / "out", shard_path(DEFAULT, split, batch.index, BATCHES))
+    return digests(root / "out"), summary
+
+
+def publish(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "builder.publish", "--dry-run", *args], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_units_cut_every_file_into_the_games_of_reading_it_whole(inputs: Path) -> None:
+    urls = sorted(str(p) for p in inputs.iterdir())
+    items = plan_work(urls, UNIT_BYTES)
+    assert sum(item.parts == 0 for item in items) > 3  # the plain file: one item per byte range
+    assert len({item.file for item in items if item.parts > 1}) == 1  # the .zst: several parts
+    for url in urls:
+        chunks = sorted((c for item in items if item.url == url for c in read_chunks(item, UNIT_BYTES) if c.text is not None),
+                        key=lambda chunk: chunk.index)
+        assert [c.index for c in chunks] == list(range(len(chunks))) and len(chunks) > 3
+        whole = [(g.tags, g.movetext) for g in iter_raw_games([url])]
+        assert [(g.tags, g.movetext) for c in chunks for g in c.games()] == whole
+
+
+def test_units_never_cut_inside_a_game_with_blank_lines_in_comments(tmp_path: Path) -> None:
+    # A blank line inside a comment, an unclosed comment, escape lines: each cut must still fall between games.
+    games = "".join(
+        f'[Event "g{i}"]\n[Site "?"]\n\n1. e4 {{ a comment\n\nwith a blank line }} e5 2. Nf3 *\n\n'
+        f'%escape\n[Event "h{i}"]\n\n1. d4 {{ unclosed\n\n[Event "k{i}"]\n\n1. c4 *\n\n' for i in range(50)
+    )
+    path = tmp_path / "tricky.pgn"
+    path.write_text(games)
+    whole = [(g.tags, g.movetext) for g in iter_raw_games([str(path)])]
+    for unit_bytes in (7, 61, 300):
+        items = plan_work([str(path)], unit_bytes)
+        cut = [(g.tags, g.movetext) for item in items for c in read_chunks(item, unit_bytes) for g in c.games()]
+        assert cut == whole
+
+
+@pytest.mark.parametrize(("batches", "batch_size", "ratio"), [
+    (4, 400, 0.9),  # full batches, with carry-over across units and files
+    (3, 1300, 0.95),  # the input runs out: a partial last batch
+    (5, 2000, 0.5),  # one split runs out first: several partial batches
+    (2, 10**6, 0.9),  # one partial batch holding everything
+])
+def test_plan_cuts_the_batches_of_the_sequential_assembler(inputs: Path, tmp_path: Path, batches: int, batch_size: int,
+                                                           ratio: float) -> None:
+    urls = tuple(sorted(str(p) for p in inputs.iterdir()))
+    sampling = Sampling.from_mode("all")
+    reference_summary = Summary()
+    reference = list(generate_batches(list(urls), sampling, seed=5, batches=batches, batch_size=batch_size,
+                                      train_ratio=ratio, unit_bytes=UNIT_BYTES, summary=reference_summary))
+    job = Job(urls, sampling, 5, ratio, batches, batch_size, UNIT_BYTES)
+    folder = WorkFolder(tmp_path)
+    for item in reversed(job.work_items()):  # any order: tasks run in parallel
+        encode_item(job, item, folder)
+    plan = make_plan(job, folder)
+    staged = [assemble_batch(job, folder, planned) for planned in plan.batches]
+    assert [(b.index, b.partial, b.train.num_rows, b.test.num_rows) for b in staged] == \
+        [(b.index, b.partial, b.train.num_rows, b.test.num_rows) for b in reference]
+    assert all(a.train.equals(b.train) and a.test.equals(b.test) for a, b in zip(staged, reference))
+    assert plan.summary.as_dict() == reference_summary.as_dict()
+
+
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_local_executor_is_byte_identical_to_the_sequential_path(inputs: Path, sequential, tmp_path: Path,
+                                                                 num_proc: int) -> None:
+    shards, summary = sequential
+    scratch = Path(tempfile.gettempdir())
+    before = set(scratch.glob("chesspos-work-*"))
+    result = publish(*OPTIONS, "--data-path", str(inputs), "--num-proc", str(num_proc), "--output-dir", str(tmp_path / "out"))
+    assert digests(tmp_path / "out") == shards and len(shards) == 2 * BATCHES
+    assert f"games read {summary.games_read}, kept {summary.games_kept}" in result.stdout
+    assert set(scratch.glob("chesspos-work-*")) == before  # no --workdir: the temporary work folder is removed
+
+
+def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Path, sequential, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    publish(*OPTIONS, "--data-path", str(inputs), "--workdir", str(work), "--output-dir", str(tmp_path / "one"))
+    completions = sorted((work / "logs" / "encode" / "completions").iterdir())
+    assert len(completions) == len(plan_work(sorted(str(p) for p in inputs.iterdir()), UNIT_BYTES))
+    marks = {p: p.stat().st_mtime_ns for p in (work / "units").rglob("*.json")}
+    publish(*OPTIONS, "--data-path", str(inputs), "--workdir", str(work), "--output-dir", str(tmp_path / "two"))
+    assert {p: p.stat().st_mtime_ns for p in (work / "units").rglob("*.json")} == marks  # nothing encoded again
+    assert digests(tmp_path / "two") == digests(tmp_path / "one") == sequential[0]
+    assert (tmp_path / "two" / "README.md").read_text() == (tmp_path / "one" / "README.md").read_text()
+    refused = publish(*OPTIONS, "--seed", "4", "--data-path", str(inputs), "--workdir", str(work), check=False)
+    assert refused.returncode == 2 and "holds a build with other seed" in refused.stderr
+
+
+def test_killed_build_resumes_to_the_same_shards(inputs: Path, sequential, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    args = [sys.executable, "-m", "builder.publish", "--dry-run", *OPTIONS, "--unit-bytes", "700", "--data-path",
+            str(inputs), "--workdir", str(work), "--output-dir", str(tmp_path / "out"), "--num-proc", "2"]
+    process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    completions = work / "logs" / "encode" / "completions"
+    deadline = time.monotonic() + 120
+    while not (completions.exists() and len(list(completions.iterdir())) >= 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and its workers, mid-stage
+    process.wait()
+    assert len(list(completions.iterdir())) < len(plan_work(sorted(str(p) for p in inputs.iterdir()), 700)), \
+        "the build finished before the kill"
+    finished = {p: p.stat().st_mtime_ns for p in (work / "units").rglob("*.json")}
+    publish(*OPTIONS, "--unit-bytes", "700", "--data-path", str(inputs), "--workdir", str(work),
+            "--output-dir", str(tmp_path / "out"), "--num-proc", "2")
+    assert finished and all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # not encoded again
+    assert digests(tmp_path / "out") == sequential[0]
+
+
+def slurm_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a machine whose sbatch/srun/squeue/scontrol run job arrays locally (tests/slurm_stub)."""
+    state = tmp_path / "slurm"
+    state.mkdir()
+    path = os.pathsep.join([str(STUBS), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return dict(os.environ, PATH=path, SLURM_STUB_DIR=str(state), PYTHONPATH=str(REPO_ROOT))
+
+
+def test_slurm_executor_through_stub_scripts_is_byte_identical(inputs: Path, sequential, tmp_path: Path) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00",
+                                                                       "cpus_per_task": 1, "mem_per_cpu_gb": 2}}))
+    env = slurm_env(tmp_path)
+    work = tmp_path / "work"
+    # Larger units than the other tests (each Slurm task is a new Python process): the shards do not change.
+    common = [*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(inputs),
+              "--workdir", str(work), "--output-dir", str(tmp_path / "out")]
+    submitted = publish(*common, "--no-wait", env=env)
+    assert "rerun the same command" in submitted.stdout and not digests(tmp_path / "out")
+    # The rerun waits for the queued jobs (it submits nothing twice), then finishes the release.
+    finished = publish(*common, env=env)
+    assert digests(tmp_path / "out") == sequential[0]
+    assert "games read" in finished.stdout
+    launched = sorted((tmp_path / "slurm" / "jobs").iterdir())
+    assert len(launched) == 6  # encode, plan, write, and datatrove's stats-merging job after each
+    assert all(p.read_text() == "COMPLETED" for p in launched)
+    assert list((work / "logs" / "encode" / "slurm_logs").glob("*.out"))
+
+
+def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tmp_path: Path) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00"}}))
+    work = tmp_path / "work"
+    (work / "units").mkdir(parents=True)
+    (work / "units" / "00001").write_text("in the way")  # the second file's units cannot be written: its tasks fail
+    result = publish(*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(inputs),
+                     "--workdir", str(work), "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path), check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "stage 'encode':" in result.stderr and "did not finish" in result.stderr
+    assert f"--workdir {work.resolve()}" in result.stderr
+    # The stages queued after it were cancelled: nothing waits forever on a dependency that cannot be met.
+    states = [p.read_text() for p in sorted((tmp_path / "slurm" / "jobs").iterdir())]
+    assert "FAILED" in states and "PENDING" not in states and "RUNNING" not in states
+
+
+def test_ray_executor_is_byte_identical(inputs: Path, sequential, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    # "local" starts a one-machine Ray cluster for this run; on a cluster, the default "auto" joins it.
+    publish(*OPTIONS, "--executor", "ray", "--ray-address", "local", "--data-path", str(inputs),
+            "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"))
+    assert digests(tmp_path / "out") == sequential[0]
+
+
+def test_local_build_encodes_only_the_units_the_batches_need(inputs: Path, tmp_path: Path) -> None:
+    few = ["--sampling", "all", "--batches", "1", "--batch-size", "200", "--unit-bytes", str(UNIT_BYTES)]
+    work = tmp_path / "work"
+    result = publish(*few, "--data-path", str(inputs), "--workdir", str(work), "--output-dir", str(tmp_path / "out"))
+    encoded = list((work / "units").rglob("*.json"))
+    assert 0 < len(encoded) < len(plan_work(sorted(str(p) for p in inputs.iterdir()), UNIT_BYTES))
+    builder = ChessposPositions(cache_dir=str(tmp_path / "cache"), data_path=str(inputs), sampling="all", batches=1,
+                                batch_size=200)
+    summary = Summary()
+    for batch in builder.generate_batches(summary=summary, unit_bytes=UNIT_BYTES):
+        for split in SPLITS:
+            write_shard(getattr(batch, split), DEFAULT, tmp_path / "reference", shard_path(DEFAULT, split, batch.index, 1))
+    assert digests(tmp_path / "out") == digests(tmp_path / "reference")
+    assert f"games read {summary.games_read}," in result.stdout
