@@ -28,9 +28,6 @@ from pathlib import Path
 from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, HfApi
-from huggingface_hub.utils.sha import (
-    git_hash,  # the blob id the Hub lists for regular files
-)
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
 from chesspos_positions.configs import CONFIGS
@@ -40,11 +37,11 @@ from chesspos_positions.sources import describe_file, glob_like, resolve_paths
 from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
-from . import failures, hub, output
+from . import failures, hub, output, push, report
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
 from .options import PublishOptions, add_flags, resolve_options
-from .shards import SPLITS, Shard, shard_path
+from .shards import SPLITS, Shard
 from .staged import build_shards
 
 logger = logging.getLogger("builder.publish")
@@ -138,29 +135,7 @@ class Publisher:
             self.api, user = hub.authenticate(options.token)
             logger.info("authenticated as %s", user)
             self.state = hub.read_state(self.api, options.repo, self.config.spec.folder)
-        state = self.state
-        tagged = max(state.tags.values(), default=0)
-        if state.batches > self.config.batches:
-            raise PublishError(
-                f"{options.repo} already holds {state.batches} batches; --batches {self.config.batches} would drop some. "
-                f"Ask for at least {state.batches}."
-            )
-        if state.batches > tagged and not options.resume:
-            raise PublishError(
-                f"{options.repo} holds {state.batches} batches but its newest tag covers {tagged}: "
-                "an earlier release was interrupted. Rerun it with --resume (same options)."
-            )
-        width = len(Path(shard_path(self.config.spec, "train", 1, self.config.batches)).stem.removeprefix("batch_"))
-        if state.name_widths - {width}:
-            # Renaming batch_999 to batch_0999 would publish every earlier shard twice.
-            raise PublishError(
-                f"{options.repo} names its shards with {max(state.name_widths)}-digit batch numbers, but "
-                f"--batches {self.config.batches} needs {width} digits: publish past that in a new repo"
-            )
-        if self.tag is None:
-            self.tag = hub.next_version_tag(state.tags)
-        elif self.tag in state.tags:
-            raise PublishError(f"tag {self.tag!r} already exists on {options.repo}; choose another --tag")
+        self.tag = push.check_release(self.state, options.repo, self.config, options.tag, options.resume)
 
     def run(self) -> int:
         options = self.options
@@ -202,7 +177,7 @@ class Publisher:
             for index in range(0, len(shards), len(SPLITS)):
                 pair = shards[index:index + len(SPLITS)]
                 with self.stages.time("upload"):
-                    new_head = self._push_batch(index // len(SPLITS) + 1, pair, head)
+                    new_head = push.push_batch(self.api, options.repo, self.state, index // len(SPLITS) + 1, pair, head)
                 uploaded += new_head != head
                 head = new_head
 
@@ -243,7 +218,7 @@ class Publisher:
             build_card(release).save(output.pending_path(card_path))
         if pushing:
             with self.stages.time("upload"):
-                head = self._push_card(output.pending_path(card_path), head)
+                head = push.push_card(self.api, options.repo, self.state, output.pending_path(card_path), self.tag, head)
                 hub.create_tag(self.api, options.repo, self.tag, head)
         output.complete(root, shards, card_path)
         self._report(root, shards, summary, partial)
@@ -262,59 +237,12 @@ class Publisher:
             return {}
         return DatasetInfosDict.from_dataset_card_data(DatasetCard.load(path).data)
 
-    def _push_batch(self, index: int, pair: list[Shard], head: str | None) -> str | None:
-        """Commit one batch's shards unless the repo already holds them, byte for byte."""
-        options = self.options
-        remote = {s.path_in_repo: self.state.files.get(s.path_in_repo) for s in pair}
-        if all(remote[s.path_in_repo] == s.sha256 for s in pair):
-            logger.info("batch %d is already on %s; not uploading it again", index, options.repo)
-            return head
-        if any(sha is not None for sha in remote.values()):
-            raise PublishError(
-                f"{options.repo} holds {', '.join(p for p, sha in remote.items() if sha)} with other content than "
-                "these options and seed produce: it was published with other settings. Nothing was overwritten; "
-                "use the original options, or another repo."
-            )
-        rows = {s.split: s.num_examples for s in pair}
-        message = f"Add batch {index:03d} ({rows['train']} train, {rows['test']} test rows)"
-        return hub.commit(self.api, options.repo, [(s.path_in_repo, s.local_path) for s in pair], message, head)
-
-    def _push_card(self, card_path: Path, head: str | None) -> str | None:
-        if self.state.files.get("README.md") == git_hash(card_path.read_bytes()) and head == self.state.head:
-            return head
-        return hub.commit(self.api, self.options.repo, [("README.md", card_path)], f"Update dataset card for {self.tag}", head)
-
     def _report(self, root: Path, shards: list[Shard], summary: Summary, partial: str | None) -> None:
         options = self.options
-        counts = summary.as_dict()
-        name = "" if self.config.name == "default" else f", {self.config.name!r}"
-        lines = [
-            "",
-            "chesspos-positions publish summary",
-            f"  games read {counts['games_read']}, kept {counts['games_kept']}, skipped {counts['games_skipped']}",
-        ]
-        lines += [f"    skipped {reason}: {n}" for reason, n in counts["skipped"].items() if n]
-        for split in SPLITS:
-            own = [s for s in shards if s.split == split]
-            lines.append(
-                f"  {self.config.spec.folder}{split}: {sum(s.num_examples for s in own)} samples in {len(own)} shards, "
-                f"{sum(s.size for s in own)} bytes"
-            )
-        total = sum(s.num_examples for s in shards)
-        size = sum(s.size for s in shards)
-        lines.append(f"  written: {size} bytes, {size / max(total, 1):.1f} bytes/sample")
-        if partial:
-            lines.append(f"  note: {partial}")
-        if options.output_path is not None:
-            lines.append(f"  local copy: {root.resolve()}")
-            lines.append(f"  load it: load_dataset({str(root)!r}{name}, streaming=True)")
-        if self.api is not None:
-            lines.append(f"  pushed: {self.api.endpoint}/datasets/{options.repo} (tag {self.tag})")
-            lines.append(f"  load it: load_dataset({options.repo!r}{name}, streaming=True, revision={self.tag!r})")
-        if options.profile:
-            lines.append("  stage timings (s; stages run in parallel add up their times):")
-            lines += [f"    {stage}: {seconds:.2f}" for stage, seconds in self.stages.seconds.items()]
-        print("\n".join(lines))
+        pushed = (self.api.endpoint, options.repo, self.tag) if self.api is not None else None
+        local = root if options.output_path is not None else None
+        timings = self.stages.seconds if options.profile else None
+        print(report.summary_text(self.config.spec, shards, summary, partial, local, pushed, timings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

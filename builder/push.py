@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a release may push, and pushing it: one commit per batch, then the card.
+
+:mod:`.hub` talks to the Hub (auth, listing, commits with retries); this
+module decides: whether a release may go on top of what the repo holds, and
+which commits it needs, so that a rerun or a ``--resume`` never publishes a
+file twice or overwrites other content.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from huggingface_hub import HfApi
+from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
+
+from chesspos_positions.builder import ChessposPositionsConfig
+
+from . import hub
+from .hub import PublishError, RepoState
+from .shards import Shard, shard_path
+
+logger = logging.getLogger(__name__)
+
+
+def check_release(state: RepoState, repo: str, config: ChessposPositionsConfig, tag: str | None, resume: bool) -> str:
+    """Check that this release fits on what ``repo`` holds; return its tag (``tag``, or the next ``vN``).
+
+    Raises:
+        PublishError: the release would drop batches, an earlier one was
+            interrupted (and ``resume`` is not set), the shard names would
+            change width, or ``tag`` exists.
+    """
+    tagged = max(state.tags.values(), default=0)
+    if state.batches > config.batches:
+        raise PublishError(
+            f"{repo} already holds {state.batches} batches; --batches {config.batches} would drop some. "
+            f"Ask for at least {state.batches}."
+        )
+    if state.batches > tagged and not resume:
+        raise PublishError(
+            f"{repo} holds {state.batches} batches but its newest tag covers {tagged}: "
+            "an earlier release was interrupted. Rerun it with --resume (same options)."
+        )
+    width = len(Path(shard_path(config.spec, "train", 1, config.batches)).stem.removeprefix("batch_"))
+    if state.name_widths - {width}:
+        # Renaming batch_999 to batch_0999 would publish every earlier shard twice.
+        raise PublishError(
+            f"{repo} names its shards with {max(state.name_widths)}-digit batch numbers, but "
+            f"--batches {config.batches} needs {width} digits: publish past that in a new repo"
+        )
+    if tag is None:
+        return hub.next_version_tag(state.tags)
+    if tag in state.tags:
+        raise PublishError(f"tag {tag!r} already exists on {repo}; choose another --tag")
+    return tag
+
+
+def push_batch(api: HfApi, repo: str, state: RepoState, index: int, pair: list[Shard], head: str | None) -> str | None:
+    """Commit one batch's shards unless the repo already holds them, byte for byte; return the new head.
+
+    Raises:
+        PublishError: the repo holds one of these paths with other content.
+    """
+    remote = {s.path_in_repo: state.files.get(s.path_in_repo) for s in pair}
+    if all(remote[s.path_in_repo] == s.sha256 for s in pair):
+        logger.info("batch %d is already on %s; not uploading it again", index, repo)
+        return head
+    if any(sha is not None for sha in remote.values()):
+        raise PublishError(
+            f"{repo} holds {', '.join(p for p, sha in remote.items() if sha)} with other content than "
+            "these options and seed produce: it was published with other settings. Nothing was overwritten; "
+            "use the original options, or another repo."
+        )
+    rows = {s.split: s.num_examples for s in pair}
+    message = f"Add batch {index:03d} ({rows['train']} train, {rows['test']} test rows)"
+    return hub.commit(api, repo, [(s.path_in_repo, s.local_path) for s in pair], message, head)
+
+
+def push_card(api: HfApi, repo: str, state: RepoState, card_path: Path, tag: str, head: str | None) -> str | None:
+    """Commit the card, unless the repo's head already holds it; return the new head."""
+    if state.files.get("README.md") == git_hash(card_path.read_bytes()) and head == state.head:
+        return head
+    return hub.commit(api, repo, [("README.md", card_path)], f"Update dataset card for {tag}", head)
