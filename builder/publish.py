@@ -169,7 +169,7 @@ class Publisher:
                 hub.ensure_repo(self.api, options.repo, options.private)
                 head = head or hub.head_commit(self.api, options.repo)
 
-        built = build_shards(options, root, self.stages)
+        built = build_shards(options, urls, root, self.stages)
         shards, summary, partial = built.shards, built.summary, built.partial
         if not shards:
             raise PublishError(failures.no_positions_message(inputs, summary, config.sampling))

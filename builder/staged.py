@@ -24,7 +24,6 @@ from datatrove.pipeline.base import PipelineStep
 from chesspos_positions.configs import Config
 from chesspos_positions.executors import ExecutorSettings, Stage, run_stages
 from chesspos_positions.games import Summary
-from chesspos_positions.sources import resolve_paths
 from chesspos_positions.steps import (
     Job,
     WorkFolder,
@@ -77,12 +76,6 @@ class Built:
     partial: str | None
 
 
-def job_of(options: PublishOptions) -> Job:
-    config = options.builder_config()
-    return Job(tuple(resolve_paths(config.input_paths())), config.sampling_rules(), config.seed, config.train_ratio,
-               config.batches, config.batch_size, options.unit_bytes, config.spec.rows)
-
-
 @contextmanager
 def work_folder(options: PublishOptions) -> Iterator[WorkFolder]:
     """``--workdir``, kept; or, for local runs without one, a temporary folder removed at the end."""
@@ -96,17 +89,18 @@ def work_folder(options: PublishOptions) -> Iterator[WorkFolder]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def build_shards(options: PublishOptions, root: Path, times: StageTimes) -> Built:
-    """Run Encode, Plan and Write with the options' executor; place the shards under ``root``.
+def build_shards(options: PublishOptions, urls: list[str], root: Path, times: StageTimes) -> Built:
+    """Run Encode, Plan and Write on inputs ``urls`` with the options' executor; place the shards under ``root``.
 
     Raises:
         chesspos_positions.steps.WorkFolderError: ``--workdir`` holds a build with other options.
         chesspos_positions.executors.StagesError: tasks failed (the message says how to resume).
         chesspos_positions.executors.StagesPending: Slurm jobs are submitted and not waited for.
     """
-    job = job_of(options)
+    config = options.builder_config()
+    spec = config.spec
+    job = config.job(urls, options.unit_bytes)
     with work_folder(options) as folder:
-        spec = options.builder_config().spec
         folder.claim({**job.describe(), "config": spec.name})
         settings = ExecutorSettings(options.executor, folder.root, options.num_proc, options.slurm or {},  # type: ignore[arg-type]
                                     options.ray_address, wait=not options.no_wait)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from importlib.resources import files
 from pathlib import Path
@@ -115,6 +115,12 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
         params = {name: getattr(self, name) for name in _SAMPLING_FIELDS}
         return Sampling.from_mode(self.sampling, **params)
 
+    def job(self, urls: Sequence[str] | None = None, unit_bytes: int = UNIT_BYTES) -> Job:
+        """What building this config computes (:class:`~.steps.Job`), for inputs ``urls`` (default: resolved here)."""
+        urls = resolve_paths(self.input_paths()) if urls is None else urls
+        return Job(tuple(urls), self.sampling_rules(), self.seed, self.train_ratio, self.batches, self.batch_size,
+                   unit_bytes, self.spec.rows)
+
     def input_paths(self) -> list[str]:
         """The raw game inputs, before expansion: data_path, data_files, data_dir or the sample."""
         if self.data_path:
@@ -171,9 +177,7 @@ class ChessposPositions(datasets.ArrowBasedBuilder):
             times: filled with the seconds spent per stage.
             unit_bytes: text bytes per work unit; the batches do not depend on it.
         """
-        cfg = self.config
-        job = Job(tuple(resolve_paths(cfg.input_paths())), cfg.sampling_rules(), cfg.seed, cfg.train_ratio,
-                  cfg.batches, cfg.batch_size, unit_bytes, cfg.spec.rows)
+        job = self.config.job(unit_bytes=unit_bytes)
         if num_proc > 1:
             yield from staged_batches(job, num_proc, summary, times)
             return
