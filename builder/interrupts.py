@@ -1,16 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Ctrl-C and SIGTERM: turned into exceptions at points where raising is safe.
+"""Ctrl-C and SIGTERM: turned into exceptions, and remembered.
 
-Inside :func:`deferred` (a shard being written) a signal is only recorded and
-raised when the block ends: raised inside pyarrow's writer, the exception
-would be swallowed or printed as a traceback by pyarrow itself.
+An exception raised by a signal handler can be swallowed (CPython ignores
+exceptions raised in fork hooks, and a library may catch it): every
+interrupt is also recorded, so :func:`raise_received` stops the release
+before it is complete however the exception itself fared.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -20,7 +20,6 @@ class Terminated(BaseException):
     """SIGTERM arrived: raised like KeyboardInterrupt, so that cleanup runs."""
 
 
-_state = threading.local()
 _received: list[BaseException] = []
 
 
@@ -43,10 +42,7 @@ def handled() -> Iterator[list[BaseException]]:
             return
         interrupt = KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         _received.append(interrupt)
-        if getattr(_state, "deferring", 0):
-            _state.pending = interrupt
-        else:
-            raise interrupt
+        raise interrupt
 
     _received.clear()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -55,20 +51,6 @@ def handled() -> Iterator[list[BaseException]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-@contextmanager
-def deferred() -> Iterator[None]:
-    """Hold back an interrupt arriving within the block (in the main thread) until the block ends."""
-    _state.deferring = getattr(_state, "deferring", 0) + 1
-    try:
-        yield
-    finally:
-        _state.deferring -= 1
-        pending = getattr(_state, "pending", None)
-        if pending is not None and not _state.deferring:
-            _state.pending = None
-            raise pending
 
 
 def raise_received() -> None:

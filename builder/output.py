@@ -10,8 +10,6 @@ is written, so an interrupted run leaves nothing that loads as a dataset.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
 from . import interrupts
@@ -68,14 +66,6 @@ def claim_folder(root: Path) -> None:
 def pending_path(final: Path) -> Path:
     """The hidden temporary name ``final`` is written under until the release is complete."""
     return final.with_name(f".{final.name}{PENDING_SUFFIX}")
-
-
-def write_pending(root: Path, path_in_repo: str, write: Callable[[Path, str], Shard]) -> Shard:
-    """Run ``write(root, relative_path)`` on the pending name of ``path_in_repo``; the shard keeps its final name."""
-    pending = pending_path(Path(path_in_repo)).as_posix()
-    with interrupts.deferred():  # an interrupt raised inside pyarrow's writer would be swallowed
-        shard = write(root, pending)
-    return dataclasses.replace(shard, path_in_repo=path_in_repo)
 
 
 def complete(root: Path, shards: list[Shard], card: Path) -> None:

@@ -124,16 +124,15 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
 
 
 def _place(source: Path, target: Path) -> None:
-    """Put a finished shard into the output folder under its pending name only once it is whole.
+    """Put a finished shard into the output folder under its pending name: a hard link where possible, else a copy.
 
-    A hard link where possible (no copy), else a copy; either goes to a
-    temporary name first, so an interrupted run never leaves a partial shard.
+    A pending name only becomes final once the whole release is written
+    (:func:`.output.complete`), and a rerun clears pending leftovers: a copy
+    cut short here is never published.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
     try:
-        os.link(source, temporary)
+        os.link(source, target)
     except OSError:
-        shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
+        shutil.copyfile(source, target)
