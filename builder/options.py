@@ -116,9 +116,8 @@ class PublishOptions:
 
 _FIELDS = {f.name: f for f in fields(PublishOptions)}
 #: The allowed values of the fields typed as a ``Literal`` (the modes).
-_CHOICES: dict[str, tuple[str, ...]] = {
-    name: get_args(hint) for name, hint in get_type_hints(PublishOptions).items() if get_origin(hint) is Literal
-}
+_HINTS = get_type_hints(PublishOptions)
+_CHOICES: dict[str, tuple[str, ...]] = {name: get_args(hint) for name, hint in _HINTS.items() if get_origin(hint) is Literal}
 #: Keys a config file may not set: secrets do not belong in files.
 _NOT_IN_FILES = {"token"}
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -132,14 +131,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     Flags default to None, so that a flag not given leaves the YAML value or
     the field's default (:func:`resolve_options`).
     """
-    hints = get_type_hints(PublishOptions)
-    for option in fields(PublishOptions):
+    for option in _FIELDS.values():
         if "help" not in option.metadata:
             continue
         kwargs = dict(option.metadata)
         default = option.default if option.default is not MISSING else None
         kwargs["help"] = kwargs["help"].format(default=default)
-        kind = get_args(hints[option.name])[0] if get_origin(hints[option.name]) is UnionType else hints[option.name]
+        hint = _HINTS[option.name]
+        kind = get_args(hint)[0] if get_origin(hint) is UnionType else hint
         if kind is bool:
             kwargs.update(action="store_true", default=None)
         elif option.name in _CHOICES:

@@ -28,6 +28,7 @@ from .pgn import RawGame, decode_line, split_games
 #: compression from its last suffix (``compression="infer"``).
 PGN_SUFFIXES = (".pgn", ".pgn.zst", ".pgn.bz2", ".pgn.gz")
 
+
 def is_pgn_path(path: str) -> bool:
     """True if ``path`` ends with one of :data:`PGN_SUFFIXES`."""
     return any(path.lower().endswith(suffix) for suffix in PGN_SUFFIXES)
