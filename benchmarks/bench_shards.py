@@ -5,12 +5,13 @@ Generates the rows of real releases once (``sampling="all"``; by default the
 shared Lichess files), then:
 
 * ``format``: writes the release (``--batches`` x ``--batch-size``) with each
-  candidate setting, the shipped ``builder.shards.PARQUET_OPTIONS`` and the
-  previous settings among them, and prints bytes/sample, write time, pyarrow
-  read time, and whether DuckDB opens the shards.
+  candidate setting (pyarrow's writer with several options, the previous
+  settings among them, and polars' writer at several zstd levels, the shipped
+  ``builder.shards`` writer among them), and prints bytes/sample, write time,
+  pyarrow read time, and whether DuckDB opens the shards.
 * ``chunking``: for pairs of real releases (v1 = ``--batches`` batches and an
-  appended v2 = one batch more; seed 0 and seed 1), with Parquet CDC on and
-  off, cuts every shard with a Xet-like content-defined chunker (gear hash,
+  appended v2 = one batch more; seed 0 and seed 1), with pyarrow's Parquet CDC
+  on and off, cuts every shard with a Xet-like content-defined chunker (gear hash,
   64 KiB average, 8 KiB min, 128 KiB max, as the Hub's storage does) and
   counts the bytes of v2's *new* files whose chunks already exist in v1.
   Files identical to one in v1 are not counted: they dedupe by sha256 anyway.
@@ -27,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,39 +40,55 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from builder.shards import PARQUET_OPTIONS, ROW_GROUP_SIZE, SPLITS, shard_path  # noqa: E402
+from builder.shards import COMPRESSION_LEVELS, ROW_GROUP_SIZE, SPLITS, _write, shard_path  # noqa: E402
 from chesspos_positions import ChessposPositions  # noqa: E402
 from chesspos_positions.configs import CONFIGS, examples_table  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "lichess"
 WINDOW_LEAF = "window.list.element.list.element"
 
+#: Writes one shard: ``(examples table, path)``.
+Writer = Callable[[pa.Table, Path], None]
+
 #: The settings shipped before this benchmark: byte-stream-split window, zstd's default level, CDC on.
 PREVIOUS: dict[str, Any] = {
     "row_group_size": ROW_GROUP_SIZE, "compression": "zstd", "use_dictionary": ["scalars.list.element"],
     "use_byte_stream_split": [WINDOW_LEAF], "write_page_index": True, "use_content_defined_chunking": True,
 }
-#: What ``write_shard`` does for the default config (its only dictionary column is ``scalars``).
-SHIPPED: dict[str, Any] = {**PARQUET_OPTIONS, "row_group_size": ROW_GROUP_SIZE, "use_dictionary": ["scalars.list.element"]}
 PLAIN: dict[str, Any] = {
     "row_group_size": ROW_GROUP_SIZE, "compression": "zstd", "use_dictionary": False, "write_page_index": True,
 }
-CANDIDATES: dict[str, dict[str, Any]] = {
-    "previous: BSS + zstd(default 1) + CDC": PREVIOUS,
-    "PLAIN + zstd 1": {**PLAIN, "compression_level": 1},
-    "PLAIN + zstd 3": {**PLAIN, "compression_level": 3},
-    "PLAIN + zstd 6": {**PLAIN, "compression_level": 6},
-    "PLAIN + zstd 9": {**PLAIN, "compression_level": 9},
-    "PLAIN + zstd 12": {**PLAIN, "compression_level": 12},
-    "PLAIN + zstd 6 + CDC": {**PLAIN, "compression_level": 6, "use_content_defined_chunking": True},
-    "dictionary + zstd 6": {**PLAIN, "compression_level": 6, "use_dictionary": True},
-    "PLAIN + zstd 6, 4 MiB pages": {**PLAIN, "compression_level": 6, "data_page_size": 4 << 20},
-    "PLAIN + zstd 3, 4 MiB pages": {**PLAIN, "compression_level": 3, "data_page_size": 4 << 20},
-    "PLAIN + zstd 9, 4 MiB pages": {**PLAIN, "compression_level": 9, "data_page_size": 4 << 20},
-    "PLAIN + zstd 6, 256 KiB pages": {**PLAIN, "compression_level": 6, "data_page_size": 256 << 10},
-    "PLAIN + zstd 6, 20k-row groups": {**PLAIN, "compression_level": 6, "row_group_size": 20_000},
-    "DELTA_BINARY_PACKED + zstd 6": {**PLAIN, "compression_level": 6, "column_encoding": {WINDOW_LEAF: "DELTA_BINARY_PACKED"}},
-    "shipped: builder.shards.PARQUET_OPTIONS": SHIPPED,
+#: pyarrow's writer as ``default`` shards were written before polars writes them (the chunking part's setting).
+PYARROW_SHIPPED: dict[str, Any] = {**PLAIN, "compression_level": 6, "use_dictionary": ["scalars.list.element"]}
+
+
+def pyarrow_writer(options: dict[str, Any]) -> Writer:
+    return lambda table, path: pq.write_table(table, path, **options)
+
+
+def polars_writer(level: int) -> Writer:
+    return lambda table, path: _write(table, path, level)
+
+
+CANDIDATES: dict[str, Writer] = {
+    "pyarrow, previous: BSS + zstd(default 1) + CDC": pyarrow_writer(PREVIOUS),
+    "pyarrow, PLAIN + zstd 1": pyarrow_writer({**PLAIN, "compression_level": 1}),
+    "pyarrow, PLAIN + zstd 3": pyarrow_writer({**PLAIN, "compression_level": 3}),
+    "pyarrow, PLAIN + zstd 6": pyarrow_writer({**PLAIN, "compression_level": 6}),
+    "pyarrow, PLAIN + zstd 9": pyarrow_writer({**PLAIN, "compression_level": 9}),
+    "pyarrow, PLAIN + zstd 12": pyarrow_writer({**PLAIN, "compression_level": 12}),
+    "pyarrow, PLAIN + zstd 6 + CDC": pyarrow_writer({**PLAIN, "compression_level": 6, "use_content_defined_chunking": True}),
+    "pyarrow, dictionary + zstd 6": pyarrow_writer({**PLAIN, "compression_level": 6, "use_dictionary": True}),
+    "pyarrow, PLAIN + zstd 6, 4 MiB pages": pyarrow_writer({**PLAIN, "compression_level": 6, "data_page_size": 4 << 20}),
+    "pyarrow, PLAIN + zstd 6, 256 KiB pages": pyarrow_writer({**PLAIN, "compression_level": 6, "data_page_size": 256 << 10}),
+    "pyarrow, PLAIN + zstd 6, 20k-row groups": pyarrow_writer({**PLAIN, "compression_level": 6, "row_group_size": 20_000}),
+    "pyarrow, DELTA_BINARY_PACKED + zstd 6": pyarrow_writer(
+        {**PLAIN, "compression_level": 6, "column_encoding": {WINDOW_LEAF: "DELTA_BINARY_PACKED"}}),
+    "pyarrow, as shipped until polars": pyarrow_writer(PYARROW_SHIPPED),
+    "polars, zstd 1": polars_writer(1),
+    "polars, zstd 3": polars_writer(3),
+    "polars, zstd 9": polars_writer(9),
+    f"polars, zstd {COMPRESSION_LEVELS['default']} (shipped: builder.shards)": polars_writer(COMPRESSION_LEVELS["default"]),
 }
 
 # Xet-like chunker: gear hash over the last 64 bytes, cut where the top 16 bits are zero.
@@ -98,14 +115,14 @@ def generate(data: list[str], batches: int, batch_size: int, seed: int) -> Relea
     return Release(f"{batches} batches, seed {seed}", batches, rows)
 
 
-def write(release: Release, options: dict[str, Any], root: Path) -> tuple[float, list[Path]]:
-    """Write ``release`` with ``options``; (seconds in table building + writing, paths)."""
+def write(release: Release, writer: Writer, root: Path) -> tuple[float, list[Path]]:
+    """Write ``release`` with ``writer``; (seconds in table building + writing, paths)."""
     paths, seconds = [], 0.0
     for (split, index), rows in release.rows.items():
         path = root / shard_path(CONFIGS["default"], split, index, release.batches)
         path.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        pq.write_table(examples_table(rows, CONFIGS["default"]), path, **options)
+        writer(examples_table(rows, CONFIGS["default"]), path)
         seconds += time.perf_counter() - start
         paths.append(path)
     return seconds, paths
@@ -134,17 +151,17 @@ def duckdb_opens(paths: list[Path]) -> str:
 
 def bench_format(release: Release, scratch: Path) -> None:
     print(f"\n## Format: {release.label}, {release.samples} samples, {len(release.rows)} shards")
-    print(f"{'setting':42s} {'bytes/sample':>12s} {'write s*':>8s} {'µs/sample':>9s} {'read s':>7s}  DuckDB")
-    for label, options in CANDIDATES.items():
+    print(f"{'setting':56s} {'bytes/sample':>12s} {'write s*':>8s} {'µs/sample':>9s} {'read s':>7s}  DuckDB")
+    for label, writer in CANDIDATES.items():
         root = scratch / "format"
-        seconds = min(write(release, options, root)[0] for _ in range(2))  # the best of 2: the machine is shared
+        seconds = min(write(release, writer, root)[0] for _ in range(2))  # the best of 2: the machine is shared
         paths = sorted(root.glob("*/*.parquet"))
         size = sum(p.stat().st_size for p in paths)
         train = [p for p in paths if p.parts[-2] == "train"]
-        print(f"{label:42s} {size / release.samples:12.1f} {seconds:8.2f} {seconds / release.samples * 1e6:9.1f} "
+        print(f"{label:56s} {size / release.samples:12.1f} {seconds:8.2f} {seconds / release.samples * 1e6:9.1f} "
               f"{read_seconds(train):7.2f}  {duckdb_opens(paths)}", flush=True)
         shutil.rmtree(root)
-    print("* building the Arrow table + pq.write_table, all shards, the best of 2 runs; read s: train shards, "
+    print("* building the Arrow table + writing, all shards, the best of 2 runs; read s: train shards, "
           "ParquetFile.iter_batches + flatten to numpy")
 
 
@@ -198,9 +215,9 @@ def bench_chunking(pairs: list[tuple[Release, Release]], scratch: Path) -> None:
           f"{'chunks already stored':>22s}")
     for old, new in pairs:
         for cdc in (False, True):
-            options = {**SHIPPED, "use_content_defined_chunking": cdc}
-            _, old_paths = write(old, options, scratch / "old")
-            seconds, new_paths = write(new, options, scratch / "new")
+            writer = pyarrow_writer({**PYARROW_SHIPPED, "use_content_defined_chunking": cdc})
+            _, old_paths = write(old, writer, scratch / "old")
+            seconds, new_paths = write(new, writer, scratch / "new")
             identical, total, dedup = shared_bytes(old_paths, new_paths)
             print(f"{old.label + ' -> ' + new.label:40s} {'on' if cdc else 'off':11s} {seconds:10.2f} {identical:15d} "
                   f"{total:10d} {dedup:13d} ({dedup / max(total, 1):5.1%})", flush=True)

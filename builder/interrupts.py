@@ -53,6 +53,33 @@ def handled() -> Iterator[list[BaseException]]:
             signal.signal(sig, handler)
 
 
+@contextmanager
+def held() -> Iterator[None]:
+    """Run a call into a library that starts threads and signal handlers (polars) without losing an interrupt.
+
+    Within the block, SIGINT and SIGTERM wait: threads started meanwhile
+    inherit that mask, so they never take a signal meant for the main thread.
+    At the end, Python's handlers are installed again, then the signals are
+    let through, and one that arrived meanwhile is delivered. polars installs
+    its own SIGINT handler when it first runs; under it, Ctrl-C no longer
+    interrupts the main thread's blocking reads, so a publish waiting for a
+    Hub commit would not stop until the commit ended.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            handler = signal.getsignal(sig)
+            if handler is not None:  # None: not installed from Python, so nothing to restore
+                signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def raise_received() -> None:
     """Raise the first interrupt received within :func:`handled`, if any, even if it was raised and swallowed."""
     if _received:

@@ -34,10 +34,18 @@ EXECUTORS: Final = get_args(ExecutorKind)
 SLURM_KEYS: Final = ("partition", "time", "cpus_per_task", "mem_per_cpu_gb", "venv_path", "env_command", "sbatch_args")
 
 
-#: How local workers start. datatrove's default, forkserver, makes each worker
-#: import the project (datasets, pyarrow) again: seconds per stage, more than a
-#: small build's work. Forked workers share the parent's imports.
-_START_METHOD: Final = "fork" if sys.platform.startswith("linux") else "spawn"
+def _start_method() -> str:
+    """How local workers start: forked on Linux, unless this process has imported polars.
+
+    Forked workers share the parent's imports; datatrove's default, forkserver,
+    makes each worker import the project (datasets, pyarrow) again: seconds
+    per stage, more than a small build's work. But polars' thread pool does
+    not survive a fork: once this process has written a shard, a forked
+    worker's first write would wait forever for threads it does not have.
+    """
+    if not sys.platform.startswith("linux"):
+        return "spawn"
+    return "forkserver" if "polars" in sys.modules else "fork"
 
 
 class StagesError(RuntimeError):
@@ -134,7 +142,7 @@ def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
         size = min(size, stage.tasks - start)
         executor = LocalPipelineExecutor(pipeline=[stage.step], tasks=stage.tasks, workers=min(settings.num_proc, size),
                                          logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
-                                         local_rank_offset=start, start_method=_START_METHOD)
+                                         local_rank_offset=start, start_method=_start_method())
         _run_checked(stage, executor, settings, range(start, start + size))
         start, size = start + size, 2 * size
 
@@ -147,7 +155,7 @@ def logging_dir(settings: ExecutorSettings, stage: Stage) -> Path:
 def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecutor | None = None) -> PipelineExecutor:
     common: dict[str, Any] = {"pipeline": [stage.step], "tasks": stage.tasks, "logging_dir": str(logging_dir(settings, stage))}
     if settings.kind == "local":
-        return LocalPipelineExecutor(workers=min(settings.num_proc, stage.tasks), start_method=_START_METHOD, **common)
+        return LocalPipelineExecutor(workers=min(settings.num_proc, stage.tasks), start_method=_start_method(), **common)
     if settings.kind == "ray":
         try:
             import ray

@@ -138,6 +138,20 @@ def test_local_executor_is_byte_identical_to_the_sequential_path(inputs: Path, s
     assert not list(scratch.glob("chesspos-work-*"))  # no --workdir: the temporary work folder is removed
 
 
+def test_local_workers_start_safely_after_this_process_used_polars(inputs: Path, sequential, tmp_path: Path) -> None:
+    # polars' thread pool does not survive a fork: a worker forked from this
+    # process would wait forever in its first shard write.
+    script = (
+        "import sys, polars\n"
+        "polars.DataFrame({'a': range(1_000_000)}).group_by('a').len()  # starts polars' thread pool\n"
+        "from builder.publish import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = [*OPTIONS, "--dry-run", "--data-path", str(inputs), "--num-proc", "2", "--output-dir", str(tmp_path / "out")]
+    subprocess.run([sys.executable, "-c", script, *args], cwd=REPO_ROOT, check=True, timeout=300, capture_output=True)
+    assert digests(tmp_path / "out") == sequential[0]
+
+
 def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Path, sequential, tmp_path: Path) -> None:
     work = tmp_path / "work"
     publish(*OPTIONS, "--data-path", str(inputs), "--workdir", str(work), "--output-dir", str(tmp_path / "one"))
