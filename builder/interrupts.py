@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -73,10 +74,12 @@ def held() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig in signals:
-            handler = signal.getsignal(sig)
-            if handler is not None:  # None: not installed from Python, so nothing to restore
-                signal.signal(sig, handler)
+        # Only the main thread may install handlers; other threads only hold the signals.
+        if threading.current_thread() is threading.main_thread():
+            for sig in signals:
+                handler = signal.getsignal(sig)
+                if handler is not None:  # None: not installed from Python, so nothing to restore
+                    signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,18 @@ def test_local_workers_start_safely_after_this_process_used_polars(inputs: Path,
     args = [*OPTIONS, "--dry-run", "--data-path", str(inputs), "--num-proc", "2", "--output-dir", str(tmp_path / "out")]
     subprocess.run([sys.executable, "-c", script, *args], cwd=REPO_ROOT, check=True, timeout=300, capture_output=True)
     assert digests(tmp_path / "out") == sequential[0]
+
+
+def test_a_shard_written_from_another_thread_has_the_same_bytes(inputs: Path, tmp_path: Path) -> None:
+    # Only the main thread may install signal handlers; a shard write must not need it.
+    builder = ChessposPositions(cache_dir=str(tmp_path / "cache"), data_path=str(inputs), sampling="all", batches=1,
+                                batch_size=200)
+    rows = next(builder.generate_batches(unit_bytes=UNIT_BYTES)).train
+    path = shard_path(DEFAULT, "train", 1, 1)
+    write_shard(rows, DEFAULT, tmp_path / "main", path)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(write_shard, rows, DEFAULT, tmp_path / "thread", path).result()
+    assert digests(tmp_path / "thread") == digests(tmp_path / "main") and len(digests(tmp_path / "main")) == 1
 
 
 def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Path, sequential, tmp_path: Path) -> None:
