@@ -225,7 +225,7 @@ print(board.fen())
 
 Reading fast: example by example, `load_dataset` gives about 2 k samples/s
 (each example is 690 Python ints). `iter_batches` reads about 220 k samples/s
-from local shards, 0.9x raw `pyarrow` `iter_batches` on the same files. With
+from local shards, 0.9-1.0x raw `pyarrow` `iter_batches` on the same files. With
 `datasets`, read batches of arrays: streaming,
 `ds["train"].with_format("arrow").iter(batch_size=10_000)` and flatten the
 window column (about 190 k samples/s); downloaded,

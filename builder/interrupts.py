@@ -62,9 +62,11 @@ def held() -> Iterator[None]:
     inherit that mask, so they never take a signal meant for the main thread.
     At the end, Python's handlers are installed again, then the signals are
     let through, and one that arrived meanwhile is delivered. polars installs
-    its own SIGINT handler when it first runs; under it, Ctrl-C no longer
+    its own SIGINT handler when it is imported; under it, Ctrl-C no longer
     interrupts the main thread's blocking reads, so a publish waiting for a
-    Hub commit would not stop until the commit ended.
+    Hub commit would not stop until the commit ended. Only the main thread
+    can install handlers: if polars is first imported in another thread,
+    its handler stays until a later block on the main thread ends.
     """
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
         yield
@@ -74,13 +76,15 @@ def held() -> Iterator[None]:
     try:
         yield
     finally:
-        # Only the main thread may install handlers; other threads only hold the signals.
-        if threading.current_thread() is threading.main_thread():
-            for sig in signals:
-                handler = signal.getsignal(sig)
-                if handler is not None:  # None: not installed from Python, so nothing to restore
-                    signal.signal(sig, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        try:
+            # Only the main thread may install handlers; other threads only hold the signals.
+            if threading.current_thread() is threading.main_thread():
+                for sig in signals:
+                    handler = signal.getsignal(sig)
+                    if handler is not None:  # None: not installed from Python, so nothing to restore
+                        signal.signal(sig, handler)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def raise_received() -> None:

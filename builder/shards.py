@@ -81,6 +81,9 @@ def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -
     except OSError as error:
         local_path.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
+    except BaseException:  # an interrupt held during the write is raised as it ends
+        local_path.unlink(missing_ok=True)
+        raise
     return Shard(path_in_repo, local_path, table.num_rows, table.nbytes, local_path.stat().st_size, file_sha256(local_path))
 
 
@@ -95,7 +98,7 @@ def _write(table: pa.Table, path: Path, level: int) -> None:
     :data:`ROW_GROUP_SIZE` row groups (none for no rows, which ``datasets``
     could not stream), zstd at ``level``, statistics, and the key-value
     metadata pyarrow writes (``huggingface`` and ``ARROW:schema``, the base64
-    IPC schema that Arrow readers restore the extension types from). It has no
+    IPC schema that Arrow readers restore the extension types from), and a
     page index.
 
     Raises:

@@ -79,7 +79,7 @@ def history_windows(games: Games, rows: np.ndarray) -> np.ndarray:
     earlier = np.asarray(rows)[:, None] - np.arange(WINDOW_LENGTH)
     before_start = earlier < games.starts[rows][:, None]
     # Positions as opaque 69-byte records, so numpy copies each whole (several times faster than value by value).
-    records = np.ascontiguousarray(games.positions).view(np.dtype((np.void, SEQUENCE_LENGTH)))[:, 0]
+    records = np.ascontiguousarray(games.positions, dtype=np.int8).view(np.dtype((np.void, SEQUENCE_LENGTH)))[:, 0]
     windows = records[np.where(before_start, 0, earlier)].view(np.int8).reshape(*earlier.shape, SEQUENCE_LENGTH)
     windows[before_start] = MASK
     return windows

@@ -105,6 +105,7 @@ def _take_fixed_lists(column: pa.ChunkedArray, indices: np.ndarray) -> np.ndarra
     Each chunk gives its rows in place: joining the chunks first would copy
     the whole column once more (a history window column is 690 bytes a row).
     """
+    indices = np.asarray(indices, dtype=np.intp)
     if len(indices) and not 0 <= indices.min() <= indices.max() < len(column):
         raise IndexError(f"row indices must lie in [0, {len(column)}), got {indices.min()}..{indices.max()}")
     size = column.type.list_size
