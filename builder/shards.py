@@ -15,8 +15,6 @@ from chesspos_positions.configs import Config, examples_table
 
 from . import interrupts
 
-SPLITS = ("train", "test")
-
 #: Rows per row group: about 7 MB uncompressed, so the dataset viewer and
 #: streaming readers reach the first rows without reading a whole shard, and
 #: ``iter_batches`` can hand 3 shards to 8 workers.
@@ -77,7 +75,8 @@ def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -
     local_path = root / path_in_repo
     local_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _write(table, local_path, COMPRESSION_LEVELS[config.name])
+        with interrupts.held():  # polars may start its threads and its signal handler here
+            _write(table, local_path, COMPRESSION_LEVELS[config.name])
     except OSError as error:
         local_path.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
@@ -104,11 +103,6 @@ def _write(table: pa.Table, path: Path, level: int) -> None:
     Raises:
         OSError: if the file cannot be written (polars reports a full disk as a ``ComputeError``).
     """
-    with interrupts.held():  # polars may start its threads here
-        _write_with_polars(table, path, level)
-
-
-def _write_with_polars(table: pa.Table, path: Path, level: int) -> None:
     import polars  # here: importing it takes 0.3 s, which a process that writes no shard does not need
 
     window = table.column("window")
