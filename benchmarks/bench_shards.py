@@ -40,9 +40,10 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from builder.shards import COMPRESSION_LEVELS, ROW_GROUP_SIZE, SPLITS, _write, shard_path  # noqa: E402
+from builder.shards import COMPRESSION_LEVELS, ROW_GROUP_SIZE, _write, shard_path  # noqa: E402
 from chesspos_positions import ChessposPositions  # noqa: E402
 from chesspos_positions.configs import CONFIGS, examples_table  # noqa: E402
+from chesspos_positions.generation import SPLITS  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "lichess"
 WINDOW_LEAF = "window.list.element.list.element"

@@ -33,8 +33,9 @@ from chesspos_positions.encoding import (
 )
 from chesspos_positions.configs import CONFIG_NAMES, CONFIGS, Config
 from chesspos_positions.games import SKIP_REASONS, Summary
+from chesspos_positions.generation import SPLITS
 
-from .shards import ROW_GROUP_SIZE, SPLITS, Shard
+from .shards import ROW_GROUP_SIZE, Shard
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
 from chesspos_positions.configs import CONFIGS
 from chesspos_positions.executors import StagesError, StagesPending
 from chesspos_positions.games import Summary
+from chesspos_positions.generation import SPLITS
 from chesspos_positions.sources import describe_file, glob_like, resolve_paths
 from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
@@ -41,7 +42,7 @@ from . import failures, hub, output, push, report
 from .card import Release, SourceFile, build_card
 from .hub import PublishError
 from .options import PublishOptions, add_flags, resolve_options
-from .shards import SPLITS, Shard
+from .shards import Shard
 from .staged import build_shards
 
 logger = logging.getLogger("builder.publish")

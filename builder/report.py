@@ -8,8 +8,9 @@ from pathlib import Path
 
 from chesspos_positions.configs import Config
 from chesspos_positions.games import Summary
+from chesspos_positions.generation import SPLITS
 
-from .shards import SPLITS, Shard
+from .shards import Shard
 
 
 def summary_text(

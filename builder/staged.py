@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from datatrove.data import DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
 
 from chesspos_positions.configs import Config
 from chesspos_positions.executors import ExecutorSettings, Stage, run_stages
 from chesspos_positions.games import Summary
+from chesspos_positions.generation import SPLITS
 from chesspos_positions.steps import (
     Job,
+    JobStep,
     WorkFolder,
     assemble_batch,
     encode_and_plan,
@@ -37,18 +38,17 @@ from chesspos_positions.timing import StageTimes
 
 from . import output
 from .options import PublishOptions
-from .shards import SPLITS, Shard, shard_path, write_shard
+from .shards import Shard, shard_path, write_shard
 
 
-class WriteStep(PipelineStep):
+class WriteStep(JobStep):
     """Task ``rank`` writes the shards of planned batch ``rank + 1`` (nothing if the input ran out before it)."""
 
     name = "write shards"
-    type = "chesspos"
 
     def __init__(self, job: Job, folder: WorkFolder, config: Config) -> None:
-        super().__init__()
-        self.job, self.folder, self.config = job, folder, config
+        super().__init__(job, folder)
+        self.config = config
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         planned = {b.index: b for b in load_plan(self.folder).batches}.get(rank + 1)

@@ -22,7 +22,7 @@ from datasets.download.streaming_download_manager import StreamingDownloadManage
 
 from .configs import CONFIG_NAMES, CONFIGS, Config, examples_table
 from .games import Summary
-from .generation import Batch, generate_batches
+from .generation import SPLITS, Batch, generate_batches
 from .sampling import SAMPLING_MODES, Sampling
 from .sources import resolve_paths
 from .steps import Job, staged_batches
@@ -211,7 +211,7 @@ class ChessposPositions(datasets.ArrowBasedBuilder):
         self._spill_dir = tempfile.mkdtemp(prefix="chesspos-batches-")
         self.summary = Summary()
         for batch in self.generate_batches(num_proc, self.summary):
-            for split in ("train", "test"):
+            for split in SPLITS:
                 feather.write_feather(getattr(batch, split), Path(self._spill_dir) / f"{batch.index}-{split}.arrow")
 
     def _cleanup_spill(self) -> None:

@@ -76,6 +76,12 @@ class Summary:
             "positions": self.positions,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Summary:
+        """The summary of an :meth:`as_dict` form."""
+        skipped = Counter({reason: n for reason, n in data["skipped"].items() if n})
+        return cls(data["games_read"], data["games_kept"], data["positions"], skipped)
+
 
 @dataclass
 class ParsedGame:

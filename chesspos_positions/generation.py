@@ -38,6 +38,9 @@ from .timing import StageTimes
 
 logger = logging.getLogger(__name__)
 
+#: The splits of every batch, in the order their shuffles are seeded (0 train, 1 test).
+SPLITS = ("train", "test")
+
 #: Games per work unit: large enough to amortise process hand-off, small
 #: enough that a unit's arrays stay a few MB.
 GAMES_PER_UNIT = 2_000
@@ -194,7 +197,7 @@ class BatchAssembler:
     def _cut(self, index: int, partial: bool) -> Batch:
         with self.times.time("assemble and shuffle batches"):
             rows = {split: self._take(split, quota) for split, quota in self.quotas.items()}
-            for split_id, split in enumerate(("train", "test")):
+            for split_id, split in enumerate(SPLITS):
                 rows[split] = shuffle_rows(rows[split], self.seed, index, split_id)
             return Batch(index, rows["train"], rows["test"], partial)
 
@@ -206,7 +209,7 @@ class BatchAssembler:
             self.summary.add(result.summary)
             self.times.add(result.seconds)
             self._schema = result.train.schema
-            for split in ("train", "test"):
+            for split in SPLITS:
                 if getattr(result, split).num_rows:
                     self._buffers[split].append(getattr(result, split))
             while index <= self.batches and all(self._buffered(s) >= quotas[s] for s in quotas):

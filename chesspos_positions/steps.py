@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -45,6 +44,7 @@ from .executors import ExecutorSettings, Stage, run_stages
 from .games import Summary
 from .generation import (
     GAMES_PER_UNIT,
+    SPLITS,
     Batch,
     WorkUnit,
     encode_unit,
@@ -56,8 +56,6 @@ from .timing import StageTimes
 from .units import UNIT_BYTES, Chunk, WorkItem, chunk_count, plan_work, read_chunks
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class WorkFolder:
 def write_json(path: Path, data: object) -> None:
     """Write ``data`` to ``path`` atomically (a killed writer leaves no partial file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = _partial(path)
     temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(temporary, path)
 
@@ -285,7 +283,7 @@ def make_plan(job: Job, folder: WorkFolder) -> Plan:
         for piece in unit["pieces"]:
             if len(spans) == job.batches:
                 break
-            summary.add(_summary(piece["summary"]))
+            summary.add(Summary.from_dict(piece["summary"]))
             for split in SPLITS:
                 places[split].append([file, chunk, offset[split]])
                 offset[split] += piece["rows"][split]
@@ -336,18 +334,12 @@ def _slices(places: list[list[int]], starts: list[int], begin: int, end: int) ->
     return pieces
 
 
-def _summary(data: dict) -> Summary:
-    """A :class:`Summary` from its :meth:`~Summary.as_dict` form."""
-    skipped = Counter({reason: n for reason, n in data["skipped"].items() if n})
-    return Summary(data["games_read"], data["games_kept"], data["positions"], skipped)
-
-
 def load_plan(folder: WorkFolder) -> Plan:
     """The plan :func:`make_plan` saved."""
     data = read_json(folder.plan)
     times = StageTimes()
     times.add(data["seconds"])
-    return Plan([PlannedBatch(**b) for b in data["batches"]], _summary(data["summary"]), times)
+    return Plan([PlannedBatch(**b) for b in data["batches"]], Summary.from_dict(data["summary"]), times)
 
 
 # --- 3. Assemble ----------------------------------------------------------------
@@ -387,15 +379,23 @@ def staged_batches(
 # --- The stages as datatrove steps ---------------------------------------------------
 
 
-class EncodeStep(PipelineStep):
-    """Task ``rank`` encodes work item ``rank`` of the job (see :meth:`Job.work_items`)."""
+class JobStep(PipelineStep):
+    """A stage of ``job``'s build, keeping its files in ``folder``."""
 
-    name = "encode work units"
     type = "chesspos"
 
     def __init__(self, job: Job, folder: WorkFolder) -> None:
         super().__init__()
         self.job, self.folder = job, folder
+
+
+class EncodeStep(JobStep):
+    """Task ``rank`` encodes work item ``rank`` of the job (see :meth:`Job.work_items`)."""
+
+    name = "encode work units"
+
+    def __init__(self, job: Job, folder: WorkFolder) -> None:
+        super().__init__(job, folder)
         self.items = job.work_items()
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -405,15 +405,10 @@ class EncodeStep(PipelineStep):
         return data
 
 
-class PlanStep(PipelineStep):
+class PlanStep(JobStep):
     """The one task that plans the batches from the units' counts."""
 
     name = "plan batches"
-    type = "chesspos"
-
-    def __init__(self, job: Job, folder: WorkFolder) -> None:
-        super().__init__()
-        self.job, self.folder = job, folder
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         plan = make_plan(self.job, self.folder)

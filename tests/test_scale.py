@@ -16,10 +16,10 @@ import pytest
 import yaml
 import zstandard
 
-from builder.shards import SPLITS, shard_path, write_shard
+from builder.shards import shard_path, write_shard
 from chesspos_positions import ChessposPositions, Summary
 from chesspos_positions.configs import CONFIGS
-from chesspos_positions.generation import generate_batches
+from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
 from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan
