@@ -86,19 +86,23 @@ def test_units_cut_every_file_into_the_games_of_reading_it_whole(inputs: Path) -
         assert [(g.tags, g.movetext) for c in chunks for g in c.games()] == whole
 
 
-def test_units_never_cut_inside_a_game_with_blank_lines_in_comments(tmp_path: Path) -> None:
-    # A blank line inside a comment, an unclosed comment, escape lines: each cut must still fall between games.
+@pytest.mark.parametrize("suffix", [".pgn", ".pgn.zst"])
+def test_units_never_cut_inside_a_game_with_blank_lines_in_comments(tmp_path: Path, suffix: str) -> None:
+    # A blank line inside a comment, an unclosed comment, escape lines: each cut must still fall between games,
+    # in a plain file (read by byte range) and in a compressed one (cut while streaming).
     games = "".join(
         f'[Event "g{i}"]\n[Site "?"]\n\n1. e4 {{ a comment\n\nwith a blank line }} e5 2. Nf3 *\n\n'
         f'%escape\n[Event "h{i}"]\n\n1. d4 {{ unclosed\n\n[Event "k{i}"]\n\n1. c4 *\n\n' for i in range(50)
-    )
-    path = tmp_path / "tricky.pgn"
-    path.write_text(games)
+    ).encode()
+    path = tmp_path / f"tricky{suffix}"
+    path.write_bytes(zstandard.ZstdCompressor().compress(games) if suffix == ".pgn.zst" else games)
     whole = [(g.tags, g.movetext) for g in iter_raw_games([str(path)])]
     for unit_bytes in (7, 61, 300):
         items = plan_work([str(path)], unit_bytes)
-        cut = [(g.tags, g.movetext) for item in items for c in read_chunks(item, unit_bytes) for g in c.games()]
-        assert cut == whole
+        chunks = sorted((c for item in items for c in read_chunks(item, unit_bytes) if c.text is not None),
+                        key=lambda chunk: chunk.index)
+        assert [c.index for c in chunks] == list(range(len(chunks))) and len(chunks) > 8
+        assert [(g.tags, g.movetext) for c in chunks for g in c.games()] == whole
 
 
 @pytest.mark.parametrize(("batches", "batch_size", "ratio"), [
