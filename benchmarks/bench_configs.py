@@ -6,7 +6,10 @@ For every config it runs ``python -m builder.publish --dry-run --sampling all
 and prints samples/s, bytes/sample and the cost per sample relative to the
 baseline config, then the size of the dataset viewer's first-rows answer
 (the first 100 rows as JSON, which the viewer caps at 200 kB).
-Usage: ``python benchmarks/bench_configs.py [--data PATH] [--configs default history ...]``.
+With ``--repeat N`` the configs run N times in turn (all of them, then all
+again), and the table gives each one's median wall and CPU seconds: on a
+shared machine one run of the same command can vary by a fifth.
+Usage: ``python benchmarks/bench_configs.py [--data PATH] [--configs default history ...] [--repeat N]``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -40,26 +45,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=SHARED, help="a .pgn file or a folder of them")
     parser.add_argument("--configs", nargs="+", choices=CONFIG_NAMES, default=list(CONFIG_NAMES))
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each config, in turn; medians are reported")
     args = parser.parse_args()
     files = sorted(args.data.glob("*.pgn")) if args.data.is_dir() else [args.data]
     if not files:
         sys.exit(f"no .pgn files at {args.data}")
     runs = {}
-    cpu: dict[str, float] = {}
+    walls: dict[str, list[float]] = {name: [] for name in args.configs}
+    cpus: dict[str, list[float]] = {name: [] for name in args.configs}
     with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeat):
+            for name in args.configs:
+                out = Path(tmp) / name
+                shutil.rmtree(out, ignore_errors=True)
+                cmd = [sys.executable, "-m", "builder.publish", "--dry-run", "--sampling", "all", "--config-name", name,
+                       "--batches", "1", "--batch-size", str(BIG), "--output-dir", str(out), "--data-path", *map(str, files)]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                run = measure(name, cmd, out)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                # CPU seconds as well as wall time: on a shared machine they are the steadier measure.
+                cpus[name].append((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
+                walls[name].append(run.seconds)
+                shard = next((out / CONFIGS[name].folder / "train").glob("*.parquet"))
+                runs[name] = (run, first_rows_bytes(shard))
+    cpu = {name: statistics.median(values) for name, values in cpus.items()}
+    for name, (run, _) in runs.items():
+        run.seconds = statistics.median(walls[name])
+    print(f"{len(files)} files; one batch holding every position; each config in its own process, "
+          f"{args.repeat} run(s) each (median); load average {os.getloadavg()[0]:.2f}\n")
+    if args.repeat > 1:
         for name in args.configs:
-            out = Path(tmp) / name
-            cmd = [sys.executable, "-m", "builder.publish", "--dry-run", "--sampling", "all", "--config-name", name,
-                   "--batches", "1", "--batch-size", str(BIG), "--output-dir", str(out), "--data-path", *map(str, files)]
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            run = measure(name, cmd, out)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            # CPU seconds as well as wall time: on a shared machine they are the steadier measure.
-            cpu[name] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-            shard = next((out / CONFIGS[name].folder / "train").glob("*.parquet"))
-            runs[name] = (run, first_rows_bytes(shard))
-    print(f"{len(files)} files; one batch holding every position; each config in its own process; "
-          f"load average {os.getloadavg()[0]:.2f}\n")
+            print(f"{name}: wall s {', '.join(f'{w:.1f}' for w in walls[name])}; CPU s {', '.join(f'{c:.1f}' for c in cpus[name])}")
+        print()
     print("| config | samples | wall s | CPU s | samples/s | bytes/sample | peak MB | first 100 rows JSON "
           "| wall cost/sample vs | CPU cost/sample vs | target (wall) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -21,7 +21,9 @@ code path of the builder and of the published shards.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
@@ -160,11 +162,23 @@ def _window_column(rows: pa.Table, config: Config) -> pa.ExtensionArray | pa.Chu
         return array_column(history, feature)
     en_passant = rows_.fixed_lists_to_numpy(rows.column(rows_.HISTORY_EN_PASSANT), (WINDOW_LENGTH,))
     encode = _BOOL_WINDOWS[config.name]
-    chunks = [
-        array_column(encode(history[start : start + _BOOL_CHUNK_ROWS], en_passant[start : start + _BOOL_CHUNK_ROWS]), feature)
-        for start in range(0, len(history), _BOOL_CHUNK_ROWS)
-    ]
-    return pa.chunked_array(chunks, type=feature())
+
+    def chunk(start: int) -> pa.ExtensionArray:
+        stop = start + _BOOL_CHUNK_ROWS
+        return array_column(encode(history[start:stop], en_passant[start:stop]), feature)
+
+    # numpy releases the GIL in the encoders' gathers and in packbits, so the
+    # chunks encode on every core this process may use (5.6 -> 3.3 µs per tensor
+    # example on 2 cores). The pool lives for one call: threads do not survive a
+    # fork, and local workers may be forked from this process.
+    starts = range(0, len(history), _BOOL_CHUNK_ROWS)
+    with ThreadPoolExecutor(max(1, min(_usable_cores(), len(starts)))) as pool:
+        return pa.chunked_array(list(pool.map(chunk, starts)), type=feature())
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a Slurm task's share, not the node's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def examples_table(rows: pa.Table, config: Config) -> pa.Table:
