@@ -43,7 +43,7 @@ class SourceFile:
     """A raw input file as the card lists it."""
 
     name: str
-    sha256: str
+    sha256: str | None  # None: the batches were full before any game of it was needed, so it was not read
     size: int
 
 
@@ -131,7 +131,8 @@ def card_body(release: Release) -> str:
         ],
     )
     parameters = _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in release.parameters.items()])
-    sources = _table(["file", "bytes", "sha256"], [[f"`{s.name}`", s.size, f"`{s.sha256}`"] for s in release.sources])
+    sources = _table(["file", "bytes", "sha256"],
+                     [[f"`{s.name}`", s.size, f"`{s.sha256}`" if s.sha256 else "not read"] for s in release.sources])
     games = _table(
         ["games", "count"],
         [["read", summary.games_read], ["kept", summary.games_kept]]
@@ -287,7 +288,8 @@ the other sampling parameters.
 ## Source files
 
 Every input file given. Reading stops once the last batch is full, so the
-batches may not need all of them; the games table counts what was read.
+batches may not need all of them: a file none of whose games was needed was
+not read, and shows no sha256. The games table counts what was read.
 
 {sources}
 

@@ -34,7 +34,7 @@ from chesspos_positions.configs import CONFIGS
 from chesspos_positions.executors import StagesError, StagesPending
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import SPLITS
-from chesspos_positions.sources import describe_file, glob_like, resolve_paths
+from chesspos_positions.sources import glob_like, resolve_paths
 from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
@@ -87,9 +87,9 @@ def display_input(path: str) -> str:
     return os.path.basename(os.path.normpath(os.path.abspath(path)))
 
 
-def describe_sources(urls: list[str], inputs: list[str]) -> list[SourceFile]:
-    """Size and sha256 of each raw input file, streamed; a truncated or corrupt file fails here."""
-    return [SourceFile(display_name(url, inputs), *describe_file(url)) for url in urls]
+def describe_sources(urls: list[str], inputs: list[str], digests: list[tuple[str | None, int]]) -> list[SourceFile]:
+    """The card's entry of each raw input file: its name, sha256 (None if the build did not read it) and size."""
+    return [SourceFile(display_name(url, inputs), *digest) for url, digest in zip(urls, digests)]
 
 
 def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
@@ -146,8 +146,6 @@ class Publisher:
             self.check_remote()
         inputs = self.config.input_paths()
         urls = resolve_paths(inputs)  # an empty or missing data path fails here, before any work
-        # Checked whole before any work, so a truncated input stops the run before anything is pushed.
-        self.sources = describe_sources(urls, inputs)
         root = options.output_path
         scratch = None
         if root is None:
@@ -161,20 +159,20 @@ class Publisher:
 
     def _publish(self, root: Path, urls: list[str], inputs: list[str]) -> int:
         options, config = self.options, self.config
-        output.claim_folder(root)
         uploaded = 0
         head = self.state.head
         pushing = self.api is not None
+        # Every input is read (and a truncated or corrupt one refused) before
+        # the repo is created or anything is pushed.
+        built = build_shards(options, urls, root, self.stages)
+        shards, summary, partial = built.shards, built.summary, built.partial
+        self.sources = describe_sources(urls, inputs, built.sources)
+        if not shards:
+            raise PublishError(failures.no_positions_message(inputs, summary, config.sampling))
         if pushing:
             with self.stages.time("hub"):
                 hub.ensure_repo(self.api, options.repo, options.private)
                 head = head or hub.head_commit(self.api, options.repo)
-
-        built = build_shards(options, urls, root, self.stages)
-        shards, summary, partial = built.shards, built.summary, built.partial
-        if not shards:
-            raise PublishError(failures.no_positions_message(inputs, summary, config.sampling))
-        if pushing:
             for index in range(0, len(shards), len(SPLITS)):
                 pair = shards[index:index + len(SPLITS)]
                 with self.stages.time("upload"):

@@ -21,7 +21,7 @@ from pathlib import Path
 from datatrove.data import DocumentsPipeline
 
 from chesspos_positions.configs import Config
-from chesspos_positions.executors import ExecutorSettings, Stage, run_stages
+from chesspos_positions.executors import ExecutorSettings, Stage, StagesError, run_stages
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import SPLITS
 from chesspos_positions.steps import (
@@ -31,7 +31,9 @@ from chesspos_positions.steps import (
     assemble_batch,
     encode_and_plan,
     load_plan,
+    raise_input_failure,
     read_json,
+    source_digests,
     write_json,
 )
 from chesspos_positions.timing import StageTimes
@@ -69,11 +71,13 @@ def _record(folder: WorkFolder, index: int) -> Path:
 
 @dataclass
 class Built:
-    """What the stages made: the shards in the output folder, in batch order, and the counts."""
+    """What the stages made: the shards in the output folder, in batch order, the counts, and per input
+    file its sha256 (None for a file the batches did not need, which no task read) and size."""
 
     shards: list[Shard]
     summary: Summary
     partial: str | None
+    sources: list[tuple[str | None, int]]
 
 
 @contextmanager
@@ -92,7 +96,12 @@ def work_folder(options: PublishOptions) -> Iterator[WorkFolder]:
 def build_shards(options: PublishOptions, urls: list[str], root: Path, times: StageTimes) -> Built:
     """Run Encode, Plan and Write on inputs ``urls`` with the options' executor; place the shards under ``root``.
 
+    ``root`` is claimed as the output folder (:func:`.output.claim_folder`)
+    only once every shard is written: a bad input leaves no folder behind.
+
     Raises:
+        chesspos_positions.sources.InputError: an input is unreadable, truncated or corrupt (names it).
+        chesspos_positions.sources.InputUnreachable: a remote input cannot be reached (names it).
         chesspos_positions.steps.WorkFolderError: ``--workdir`` holds a build with other options.
         chesspos_positions.executors.StagesError: tasks failed (the message says how to resume).
         chesspos_positions.executors.StagesPending: Slurm jobs are submitted and not waited for.
@@ -104,11 +113,16 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
         folder.claim({**job.describe(), "config": spec.name})
         settings = ExecutorSettings(options.executor, folder.root, options.num_proc, options.slurm or {},  # type: ignore[arg-type]
                                     options.ray_address, wait=not options.no_wait)
-        stages = [*encode_and_plan(job, folder), Stage("write", WriteStep(job, folder, spec), job.batches)]
+        stages = [*encode_and_plan(job, folder, settings), Stage("write", WriteStep(job, folder, spec), job.batches)]
         with times.time("build (encode, plan, write)"):
-            run_stages(stages, settings)
+            try:
+                run_stages(stages, settings)
+            except StagesError:
+                raise_input_failure(job, folder, settings)  # on Slurm, the Plan task stopped at a recorded input error
+                raise
         plan = load_plan(folder)
         times.add(plan.times.seconds)
+        output.claim_folder(root)
         shards = []
         for planned in plan.batches:
             for record in read_json(_record(folder, planned.index)):
@@ -120,7 +134,7 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
         if last is not None and last.partial:
             partial = (f"the input ran out: {last.index} of {job.batches} batches were made, and batch "
                        f"{last.index} is partial ({last.rows('train')} train, {last.rows('test')} test rows)")
-        return Built(shards, plan.summary, partial)
+        return Built(shards, plan.summary, partial, source_digests(job, folder))
 
 
 def _place(source: Path, target: Path) -> None:

@@ -90,12 +90,17 @@ class Stage:
     the stage's job; the local executor then runs the tasks in rank order, in
     waves (``2 * num_proc`` tasks, doubling), and stops once it is true.
     Slurm and Ray run every task.
+
+    ``check``, if given, runs here once the stage's tasks have finished (and
+    after each local wave): it raises to stop the run before the next stage,
+    for what tasks record rather than raise.
     """
 
     name: str
     step: PipelineStep
     tasks: int
     enough: Callable[[], bool] | None = None
+    check: Callable[[], None] | None = None
 
 
 def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
@@ -112,8 +117,10 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
     for stage in stages:
         if settings.kind == "local" and stage.enough is not None:
             _run_in_waves(stage, settings)
-            continue
-        _run_checked(stage, _executor(stage, settings), settings, range(stage.tasks))
+        else:
+            _run_checked(stage, _executor(stage, settings), settings, range(stage.tasks))
+        if stage.check is not None:
+            stage.check()
 
 
 def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range) -> None:
@@ -144,12 +151,20 @@ def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
                                          logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
                                          local_rank_offset=start, start_method=_start_method())
         _run_checked(stage, executor, settings, range(start, start + size))
+        if stage.check is not None:
+            stage.check()
         start, size = start + size, 2 * size
 
 
-def logging_dir(settings: ExecutorSettings, stage: Stage) -> Path:
+def logging_dir(settings: ExecutorSettings, stage: Stage | str) -> Path:
     """Where datatrove keeps a stage's logs, stats and completion markers."""
-    return settings.workdir / "logs" / stage.name
+    return settings.workdir / "logs" / (stage if isinstance(stage, str) else stage.name)
+
+
+def forget_tasks(settings: ExecutorSettings, stage: str, ranks: list[int]) -> None:
+    """Remove the completion markers of tasks ``ranks`` of ``stage``, so that a rerun runs them again."""
+    for rank in ranks:
+        (logging_dir(settings, stage) / "completions" / f"{rank:05d}").unlink(missing_ok=True)
 
 
 def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecutor | None = None) -> PipelineExecutor:

@@ -27,6 +27,7 @@ import bisect
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from . import rows as rows_
-from .executors import ExecutorSettings, Stage, run_stages
+from .executors import ExecutorSettings, Stage, forget_tasks, run_stages
 from .games import Summary
 from .generation import (
     GAMES_PER_UNIT,
@@ -52,6 +53,7 @@ from .generation import (
     shuffle_rows,
 )
 from .sampling import Sampling
+from .sources import InputError, InputUnreachable, file_digest
 from .timing import StageTimes
 from .units import UNIT_BYTES, Chunk, WorkItem, chunk_count, plan_work, read_chunks
 
@@ -124,6 +126,14 @@ class WorkFolder:
         """How many chunks a compressed file has (written once it was streamed whole)."""
         return self.root / "units" / f"{file:05d}" / "chunks.json"
 
+    def source(self, file: int) -> Path:
+        """The sha256 and size of an input file, as stored (written by the file's first Encode task)."""
+        return self.root / "units" / f"{file:05d}" / "source.json"
+
+    def failure(self, rank: int) -> Path:
+        """The input error that stopped Encode task ``rank``."""
+        return self.root / "failures" / f"{rank:05d}.json"
+
     @property
     def plan(self) -> Path:
         return self.root / "plan.json"
@@ -145,7 +155,20 @@ def read_json(path: Path) -> dict:
 
 
 def encode_item(job: Job, item: WorkItem, folder: WorkFolder) -> None:
-    """Encode every unit of ``item`` whose counts are not in ``folder`` yet."""
+    """Encode every unit of ``item`` whose counts are not in ``folder`` yet.
+
+    The file's first task also records the file's sha256 and size: so each
+    file is hashed by one task, in parallel with the others, rather than by
+    the driver before any work. A compressed file is checked whole by every
+    one of its tasks, each of which decompresses it to its end.
+
+    Raises:
+        InputError: if the file is unreadable, truncated or corrupt (names it).
+        InputUnreachable: if a remote file cannot be reached.
+    """
+    if item.part == 0 and not folder.source(item.file).exists():
+        sha256, size = file_digest(item.url)
+        write_json(folder.source(item.file), {"sha256": sha256, "size": size})
     for chunk in read_chunks(item, job.unit_bytes):
         if chunk.text is not None and not folder.unit(chunk.file, chunk.index, "json").exists():
             encode_chunk(job, chunk, folder)
@@ -189,6 +212,37 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
 
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+#: The input errors an Encode task records instead of raising, by name.
+_INPUT_ERRORS: dict[str, type[OSError]] = {error.__name__: error for error in (InputError, InputUnreachable, FileNotFoundError)}
+
+
+def record_input_failure(folder: WorkFolder, rank: int, error: OSError) -> None:
+    """Record why Encode task ``rank`` could not read its input (see :func:`raise_input_failure`)."""
+    write_json(folder.failure(rank), {"error": type(error).__name__, "message": str(error)})
+
+
+def recorded_input_failure(folder: WorkFolder) -> tuple[list[int], OSError] | None:
+    """The Encode tasks that recorded an input error, and the first one's error; None if none did."""
+    paths = sorted((folder.root / "failures").glob("*.json"))
+    if not paths:
+        return None
+    first = read_json(paths[0])
+    return [int(path.stem) for path in paths], _INPUT_ERRORS[first["error"]](first["message"])
+
+
+def source_digests(job: Job, folder: WorkFolder) -> list[tuple[str | None, int]]:
+    """Per input file: its sha256 as its first Encode task recorded it (None for a file no task read), and its size."""
+    digests: list[tuple[str | None, int]] = []
+    for file, url in enumerate(job.urls):
+        path = folder.source(file)
+        if path.exists():
+            data = read_json(path)
+            digests.append((data["sha256"], data["size"]))
+        else:
+            digests.append((None, _size(url)))
+    return digests
 
 
 def read_rows(path: Path) -> pa.Table:
@@ -366,7 +420,8 @@ def staged_batches(
     """
     with tempfile.TemporaryDirectory(prefix="chesspos-work-") as scratch:
         folder = WorkFolder(Path(scratch))
-        run_stages(encode_and_plan(job, folder), ExecutorSettings("local", folder.root, num_proc))
+        settings = ExecutorSettings("local", folder.root, num_proc)
+        run_stages(encode_and_plan(job, folder, settings), settings)
         plan = load_plan(folder)
         if summary is not None:
             summary.add(plan.summary)
@@ -400,7 +455,14 @@ class EncodeStep(JobStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.track_time("work item"):
-            encode_item(self.job, self.items[rank], self.folder)
+            try:
+                encode_item(self.job, self.items[rank], self.folder)
+            except tuple(_INPUT_ERRORS.values()) as error:
+                # Recorded, not raised: datatrove would print the task's traceback
+                # to the terminal, where the driver reports a bad input in one
+                # line (and lets a rerun run this task again: raise_input_failure).
+                record_input_failure(self.folder, rank, error)
+                return data
         self.stat_update("work items")
         return data
 
@@ -411,13 +473,45 @@ class PlanStep(JobStep):
     name = "plan batches"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        # On Slurm, the driver cannot stop the run between Encode and Plan.
+        if (failed := recorded_input_failure(self.folder)) is not None:
+            raise failed[1]
         plan = make_plan(self.job, self.folder)
         self.stat_update("batches", value=len(plan.batches))
         self.stat_update("games read", value=plan.summary.games_read)
         return data
 
 
-def encode_and_plan(job: Job, folder: WorkFolder) -> list[Stage]:
-    """The first two stages of every staged build."""
+def raise_input_failure(job: Job, folder: WorkFolder, settings: ExecutorSettings) -> None:
+    """Raise the first input error an Encode task recorded, if any, and let a rerun read those files afresh.
+
+    Every unit of a failed file is removed and every Encode task of it is run
+    again by a rerun: a damaged stream may decompress to wrong text before
+    its damage is found, and units cut from that text must not outlive it.
+
+    Raises:
+        InputError: an input file is unreadable, truncated or corrupt (names it).
+        InputUnreachable: a remote input could not be reached (names it).
+        FileNotFoundError: an input file went missing (names it).
+    """
+    failed = recorded_input_failure(folder)
+    if failed is None:
+        return
+    ranks, error = failed
+    items = job.work_items()
+    files = {items[rank].file for rank in ranks}
+    forget_tasks(settings, "encode", [rank for rank, item in enumerate(items) if item.file in files])
+    for file in files:
+        shutil.rmtree(folder.root / "units" / f"{file:05d}", ignore_errors=True)
+    for rank in ranks:
+        folder.failure(rank).unlink()
+    raise error
+
+
+def encode_and_plan(job: Job, folder: WorkFolder, settings: ExecutorSettings) -> list[Stage]:
+    """The first two stages of every staged build, to run with ``settings``."""
     encode = EncodeStep(job, folder)
-    return [Stage("encode", encode, len(encode.items), partial(batches_full, job, folder)), Stage("plan", PlanStep(job, folder), 1)]
+    return [
+        Stage("encode", encode, len(encode.items), partial(batches_full, job, folder), partial(raise_input_failure, job, folder, settings)),
+        Stage("plan", PlanStep(job, folder), 1),
+    ]

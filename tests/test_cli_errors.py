@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import hashlib
 import http.server
 import os
 import random
@@ -138,6 +139,46 @@ def test_truncated_real_lichess_dump_fails(hub: Hub, tmp_path: Path, keep: float
     result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(cut, batches=1), check=False)
     assert "truncated or corrupt" in assert_one_error_line(result, 2, str(cut))
     assert not (tmp_path / "out").exists()
+
+
+def test_damaged_input_fixed_in_place_is_read_afresh_by_a_rerun(hub: Hub, games: Path, tmp_path: Path) -> None:
+    # The Encode tasks find the damage (the driver no longer reads every input first). A damaged stream may
+    # decompress to wrong text before the damage is found: a rerun in the same work folder, once the file is
+    # repaired (same size, so the folder still takes the job), must read it afresh, not reuse what was cut from it.
+    packed = zstandard.ZstdCompressor(write_checksum=True).compress(games.read_bytes())
+    path = tmp_path / "games.pgn.zst"
+    damaged = bytearray(packed)
+    damaged[-200:-100] = bytes(b ^ 0x55 for b in damaged[-200:-100])
+    path.write_bytes(damaged)
+    args = ["--dry-run", "--workdir", str(tmp_path / "work"), "--unit-bytes", "2000", *common_args(path, batches=1)]
+    result = publish(hub, *args, "--output-dir", str(tmp_path / "out"), check=False)
+    assert "truncated or corrupt" in assert_one_error_line(result, 2, str(path))
+    assert not (tmp_path / "out").exists()
+
+    path.write_bytes(packed)
+    publish(hub, *args, "--output-dir", str(tmp_path / "out"))
+    publish(hub, "--dry-run", *common_args(path, batches=1), "--output-dir", str(tmp_path / "fresh"))
+    for split in ("train", "test"):
+        shard = Path(split) / "batch_001.parquet"
+        assert (tmp_path / "out" / shard).read_bytes() == (tmp_path / "fresh" / shard).read_bytes()
+    assert hashlib.sha256(packed).hexdigest() in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_an_input_the_batches_do_not_need_is_not_read(hub: Hub, games: Path, tmp_path: Path) -> None:
+    # Reading stops once the batches are full: a later input is never opened, so even a truncated one is no
+    # error, and the card lists it without a sha256.
+    later = tmp_path / "z_later.pgn.zst"
+    packed = COMPRESSORS[".pgn.zst"](games.read_bytes())
+    later.write_bytes(packed[: len(packed) // 2])
+    first = tmp_path / "a_first.pgn"
+    shutil.copy(games, first)
+    out = tmp_path / "out"
+    # Small units: the first wave of Encode tasks (2 per process) ends inside the first file.
+    publish(hub, "--dry-run", "--output-dir", str(out), "--data-path", str(first), str(later), "--unit-bytes", "2000",
+            "--batches", "1", "--batch-size", "100", "--sampling", "all")
+    card = (out / "README.md").read_text()
+    assert hashlib.sha256(games.read_bytes()).hexdigest() in card
+    assert "| `z_later.pgn.zst` |" in card and "not read" in card
 
 
 # ------------------------------------------------------------------------------------- 2. URL inputs
