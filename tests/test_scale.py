@@ -249,6 +249,23 @@ def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tm
     assert "FAILED" in states and "PENDING" not in states and "RUNNING" not in states
 
 
+def test_slurm_run_reports_a_truncated_input_in_one_line(inputs: Path, tmp_path: Path) -> None:
+    # The Encode tasks record the damage; on Slurm the Plan task stops at it, and the driver names the file.
+    config = tmp_path / "slurm.yaml"
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00"}}))
+    data = tmp_path / "data"
+    data.mkdir()
+    packed = (inputs / "b.pgn.zst").read_bytes()
+    (data / "cut.pgn.zst").write_bytes(packed[: len(packed) // 2])
+    result = publish(*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(data),
+                     "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path),
+                     check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "truncated or corrupt" in errors[0] and str(data / "cut.pgn.zst") in errors[0], errors
+    assert not (tmp_path / "out").exists()
+
+
 def test_ray_executor_is_byte_identical(inputs: Path, sequential, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
     # "local" starts a one-machine Ray cluster for this run; on a cluster, the default "auto" joins it.
