@@ -3,7 +3,10 @@
 
 Measures throughput, bytes per sample, num_proc scaling and memory, each
 against a baseline run in the same invocation, then prints a PASS/FAIL table.
-Usage: ``python benchmarks/bench_publish.py [--data PATH] [--quick] [--num-proc N]``.
+With ``--repeat N`` each scaling measure runs N pairs (one process, then N),
+and its verdict is on the median pair: one run of the same command can vary
+by a fifth on a shared machine. ``--big-games`` sizes the large ``.pgn.zst``.
+Usage: ``python benchmarks/bench_publish.py [--data PATH] [--quick] [--num-proc N] [--repeat N] [--big-games N]``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,11 +212,19 @@ def table(title: str, runs: list[Run], baseline: Run, rate: bool = True) -> None
               f"{run.per_sample:9.1f} {run.rss_mb:8.0f} {run.tree_mb:8.0f}")
 
 
+def median_pair(pairs: list[tuple[Run, Run]], ratio: Callable[[Run, Run], float]) -> tuple[tuple[Run, Run], list[float]]:
+    """The pair of the median ``ratio`` (the lower of the two middle ones), and every pair's ratio in run order."""
+    ratios = [ratio(one, many) for one, many in pairs]
+    return pairs[ratios.index(statistics.median_low(ratios))], ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", help="a .pgn file or a folder of .pgn files (default: the shared Lichess files)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--num-proc", type=int, default=2, help="processes of the scaling run (compared with 1)")
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs per scaling measure; the median counts")
+    parser.add_argument("--big-games", type=int, help="games of the large .pgn.zst (default 100000; 10000 with --quick)")
     parser.add_argument("--naive-worker", nargs=3, metavar=("FILES_JSON", "OUT", "MAX"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive_worker:
@@ -255,11 +268,15 @@ def main() -> None:
     # c. Scaling: --num-proc N against --num-proc 1 on 4 batches (shards of different
     # batches are written in parallel; one batch has one shard per split), identical shards.
     scale_size = max(one.rows // 4, 1)
-    one = publish("project publish --num-proc 1, 4 batches", files, scratch / "sc1", batches=4, batch_size=scale_size, num_proc=1)
-    many = publish(f"project publish --num-proc {args.num_proc}, 4 batches", files, scratch / "scN",
-                   batches=4, batch_size=scale_size, num_proc=args.num_proc)
-    table("c. scaling (ratio vs --num-proc 1)", [one, many], one)
-    identical = many.sha == one.sha
+    pairs = [(publish("project publish --num-proc 1, 4 batches", files, scratch / "sc1", batches=4, batch_size=scale_size,
+                      num_proc=1),
+              publish(f"project publish --num-proc {args.num_proc}, 4 batches", files, scratch / "scN",
+                      batches=4, batch_size=scale_size, num_proc=args.num_proc)) for _ in range(args.repeat)]
+    (one, many), ratios = median_pair(pairs, lambda one, many: many.rate / one.rate)
+    table("c. scaling (ratio vs --num-proc 1; the median pair)", [one, many], one)
+    if args.repeat > 1:
+        print("ratio of each pair: " + ", ".join(f"{r:.2f}" for r in ratios))
+    identical = all(run.sha == pairs[0][0].sha for pair in pairs for run in pair)
     print(f"shards byte-identical: {identical} ({len(one.sha)} files)")
     print(f"--num-proc {args.num_proc} stage timings:\n" + stage_timings(many))
     scale = many.rate / one.rate
@@ -278,17 +295,22 @@ def main() -> None:
                     + f" MB (1/5/10 batches; 10 vs 1: {mem[2].rss_mb / mem[0].rss_mb:.2f}x)", growth <= 1.05))
 
     # e. Games/s on one large .pgn.zst at default sampling (most games are read for their headers only).
-    big_games = 10_000 if args.quick else 100_000
+    big_games = args.big_games or (10_000 if args.quick else 100_000)
     big = big_zst(files, scratch, big_games)
     print(f"\nlarge input: {big[0].stat().st_size} bytes, at least {big_games} games with distinct headers")
-    zst_runs = [publish(f"default sampling, .pgn.zst, --num-proc {n}", big, scratch / f"z{n}", batches=1,
-                        batch_size=BIG, num_proc=n, sampling="default") for n in (1, args.num_proc)]
-    print("\n== e. large .pgn.zst, default sampling (games/s)")
+    zst_pairs = [tuple(publish(f"default sampling, .pgn.zst, --num-proc {n}", big, scratch / f"z{n}", batches=1,
+                               batch_size=BIG, num_proc=n, sampling="default") for n in (1, args.num_proc))
+                 for _ in range(args.repeat)]
+    (zst_one, zst_many), zst_ratios = median_pair(zst_pairs, lambda one, many: one.seconds / many.seconds)
+    zst_runs = [zst_one, zst_many]
+    print("\n== e. large .pgn.zst, default sampling (games/s; the median pair)")
     for run in zst_runs:
         print(f"{run.label:44s} games {games_read(run):8d}  wall {run.seconds:6.1f} s  {games_read(run) / run.seconds:8.0f} games/s"
               f"  {run.rate:8.0f} samples/s  peak {run.rss_mb:.0f} MB")
-    zst_scale = zst_runs[0].seconds / zst_runs[1].seconds
-    zst_same = zst_runs[0].sha == zst_runs[1].sha
+    if args.repeat > 1:
+        print("ratio of each pair: " + ", ".join(f"{r:.2f}" for r in zst_ratios))
+    zst_scale = zst_one.seconds / zst_many.seconds
+    zst_same = all(run.sha == zst_one.sha for pair in zst_pairs for run in pair)
     results.append((f"large .zst games/s, --num-proc {args.num_proc} >= 1.7x", f"{zst_scale:.2f}x "
                     f"({games_read(zst_runs[1]) / zst_runs[1].seconds:.0f} vs {games_read(zst_runs[0]) / zst_runs[0].seconds:.0f}"
                     f" games/s), identical={zst_same}", zst_scale >= 1.7 and zst_same))
