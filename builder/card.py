@@ -43,7 +43,7 @@ class SourceFile:
     """A raw input file as the card lists it."""
 
     name: str
-    sha256: str | None  # None: the batches were full before any game of it was needed, so it was not read
+    sha256: str | None  # None: the batches were full before any game of it was needed
     size: int
 
 
@@ -288,8 +288,8 @@ the other sampling parameters.
 ## Source files
 
 Every input file given. Reading stops once the last batch is full, so the
-batches may not need all of them: a file none of whose games was needed was
-not read, and shows no sha256. The games table counts what was read.
+batches may not need all of them: those they did not need show no sha256.
+The games table counts the games read from the others.
 
 {sources}
 

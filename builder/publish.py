@@ -162,8 +162,8 @@ class Publisher:
         uploaded = 0
         head = self.state.head
         pushing = self.api is not None
-        # Every input is read (and a truncated or corrupt one refused) before
-        # the repo is created or anything is pushed.
+        # The build reads every input the batches need (and refuses a truncated
+        # or corrupt one) before the repo is created or anything is pushed.
         built = build_shards(options, urls, root, self.stages)
         shards, summary, partial = built.shards, built.summary, built.partial
         self.sources = describe_sources(urls, inputs, built.sources)

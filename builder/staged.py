@@ -31,7 +31,7 @@ from chesspos_positions.steps import (
     assemble_batch,
     encode_and_plan,
     load_plan,
-    raise_input_failure,
+    raise_needed_input_failure,
     read_json,
     source_digests,
     write_json,
@@ -113,12 +113,13 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
         folder.claim({**job.describe(), "config": spec.name})
         settings = ExecutorSettings(options.executor, folder.root, options.num_proc, options.slurm or {},  # type: ignore[arg-type]
                                     options.ray_address, wait=not options.no_wait)
-        stages = [*encode_and_plan(job, folder, settings), Stage("write", WriteStep(job, folder, spec), job.batches)]
+        stages = [*encode_and_plan(job, folder, settings, digest=True), Stage("write", WriteStep(job, folder, spec), job.batches)]
         with times.time("build (encode, plan, write)"):
             try:
                 run_stages(stages, settings)
             except StagesError:
-                raise_input_failure(job, folder, settings)  # on Slurm, the Plan task stopped at a recorded input error
+                # On Slurm, the Plan task stops at an input the Encode tasks could not read: report that input.
+                raise_needed_input_failure(job, folder, settings)
                 raise
         plan = load_plan(folder)
         times.add(plan.times.seconds)
@@ -134,7 +135,7 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
         if last is not None and last.partial:
             partial = (f"the input ran out: {last.index} of {job.batches} batches were made, and batch "
                        f"{last.index} is partial ({last.rows('train')} train, {last.rows('test')} test rows)")
-        return Built(shards, plan.summary, partial, source_digests(job, folder))
+        return Built(shards, plan.summary, partial, source_digests(job, folder, plan))
 
 
 def _place(source: Path, target: Path) -> None:

@@ -145,9 +145,9 @@ _BOOL_WINDOWS: Final[dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] 
 #: Rows encoded at a time into bool windows: numpy holds a bool in a byte
 #: (9.6 kB per tensor example), Arrow in a bit, so a whole batch at once would
 #: take 8 times its column's memory. 1024 rows keep each chunk's bytes (10 MB)
-#: under glibc's largest mmap threshold (32 MB), so the chunks reuse one
-#: block of memory instead of each mapping, and faulting in, fresh pages:
-#: 4096 rows took 7-13 µs per example here, 1024 rows 5.
+#: under glibc's largest mmap threshold (32 MB), so each thread's chunks reuse
+#: a block of its heap instead of each mapping, and faulting in, fresh pages:
+#: 4096 rows took 7-13 µs per example here, 1024 rows 5 (on one thread).
 _BOOL_CHUNK_ROWS: Final = 1024
 
 
@@ -168,12 +168,18 @@ def _window_column(rows: pa.Table, config: Config) -> pa.ExtensionArray | pa.Chu
         return array_column(encode(history[start:stop], en_passant[start:stop]), feature)
 
     # numpy releases the GIL in the encoders' gathers and in packbits, so the
-    # chunks encode on every core this process may use (5.6 -> 3.3 µs per tensor
-    # example on 2 cores). The pool lives for one call: threads do not survive a
-    # fork, and local workers may be forked from this process.
+    # chunks encode on several threads (5.6 -> about 3 µs per tensor example on
+    # 2 cores). The pool lives for one call: threads do not survive a fork, and
+    # local workers may be forked from this process.
     starts = range(0, len(history), _BOOL_CHUNK_ROWS)
-    with ThreadPoolExecutor(max(1, min(_usable_cores(), len(starts)))) as pool:
+    with ThreadPoolExecutor(max(1, min(_usable_cores(), _BOOL_THREADS, len(starts)))) as pool:
         return pa.chunked_array(list(pool.map(chunk, starts)), type=feature())
+
+
+#: At most this many threads encode bool windows in one process: each holds
+#: about 12 MB of temporaries, and a machine with many cores runs as many
+#: worker processes, each with its own threads.
+_BOOL_THREADS: Final = 4
 
 
 def _usable_cores() -> int:

@@ -91,9 +91,11 @@ class Stage:
     waves (``2 * num_proc`` tasks, doubling), and stops once it is true.
     Slurm and Ray run every task.
 
-    ``check``, if given, runs here once the stage's tasks have finished (and
-    after each local wave): it raises to stop the run before the next stage,
-    for what tasks record rather than raise.
+    ``check``, if given, is called in this process before a local stage's
+    first wave and after each wave, after a Ray stage, and before stages are
+    submitted to Slurm: it raises to stop the run, for what tasks record
+    rather than raise. On Slurm, where the stages are submitted at once, the
+    next stage's tasks must also check for themselves.
     """
 
     name: str
@@ -110,6 +112,7 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
         StagesError: a task failed or did not finish (names the stage, the
             tasks and their logs, and how to resume).
         StagesPending: Slurm jobs were submitted without waiting, or are still queued.
+        Exception: what a stage's ``check`` raises.
     """
     if settings.kind == "slurm":
         _run_slurm(stages, settings)
@@ -144,6 +147,8 @@ def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSet
 def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
     """Run ranks ``[start, start + size)`` locally, doubling ``size``, until ``stage.enough()`` or all are done."""
     assert stage.enough is not None
+    if stage.check is not None:  # what an interrupted earlier run recorded
+        stage.check()
     start, size = 0, 2 * settings.num_proc
     while start < stage.tasks and not stage.enough():
         size = min(size, stage.tasks - start)
@@ -238,12 +243,26 @@ def _queued(job_ids: list[str]) -> list[str]:
     return []
 
 
+def _stop_if_stuck(stages: list[Stage], settings: ExecutorSettings, jobs: dict[str, str], queued: list[str]) -> None:
+    """Raise :class:`StagesError` if a stage left the queue unfinished: its dependents would wait forever, so cancel them."""
+    if not queued:
+        return
+    for stage in stages:
+        executor = _executor(stage, settings)
+        if jobs.get(stage.name) not in queued and executor.get_incomplete_ranks():
+            subprocess.run(["scancel", *queued], check=False)
+            raise _incomplete(stage, executor, settings, range(stage.tasks))
+
+
 def _run_slurm(stages: list[Stage], settings: ExecutorSettings) -> None:
     """Submit the stages as dependent job arrays (once), then wait for them and check them."""
     jobs_file = _jobs_file(settings)
     jobs: dict[str, str] = json.loads(jobs_file.read_text()) if jobs_file.exists() else {}
     job_ids = list(jobs.values())
     if not _queued(job_ids):  # nothing of an earlier submission is still queued: submit what is unfinished
+        for stage in stages:  # what the tasks of an earlier submission recorded
+            if stage.check is not None:
+                stage.check()
         executors: list[PipelineExecutor] = []
         for stage in stages:
             executors.append(_executor(stage, settings, depends=executors[-1] if executors else None))
@@ -253,18 +272,14 @@ def _run_slurm(stages: list[Stage], settings: ExecutorSettings) -> None:
         jobs_file.parent.mkdir(parents=True, exist_ok=True)
         jobs_file.write_text(json.dumps(jobs))
     if not settings.wait:
+        _stop_if_stuck(stages, settings, jobs, _queued(job_ids))
         raise StagesPending(
             f"Slurm jobs {', '.join(job_ids) or '(none needed)'} are submitted; rerun the same command to finish "
             f"once they are done (squeue --jobs {','.join(job_ids)}). Logs: {settings.workdir / 'logs'}"
         )
     pause = 1.0
     while queued := _queued(job_ids):
-        # A stage that left the queue unfinished never satisfies its dependents: cancel them.
-        for stage in stages:
-            executor = _executor(stage, settings)
-            if jobs.get(stage.name) not in queued and executor.get_incomplete_ranks():
-                subprocess.run(["scancel", *queued], check=False)
-                raise _incomplete(stage, executor, settings, range(stage.tasks))
+        _stop_if_stuck(stages, settings, jobs, queued)
         time.sleep(pause)
         pause = min(2 * pause, settings.poll_seconds)
     for stage in stages:

@@ -59,11 +59,15 @@ class InputUnreachable(ConnectionError):
     """A remote input cannot be reached (network failure, server error). The message names the URL."""
 
 
+class InputMissing(InputError, FileNotFoundError):
+    """An input file does not exist (any more). The message names it."""
+
+
 def input_failure(path: str, error: BaseException) -> OSError:
     """The error to raise for ``error`` met while using input ``path``: one line, naming the path."""
     detail = str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, FileNotFoundError):
-        return FileNotFoundError(f"input {path!r} does not exist ({detail})")
+        return InputMissing(f"input {path!r} does not exist ({detail})")
     if isinstance(error, _CORRUPT):
         return InputError(f"input file {path!r} is truncated or corrupt: {detail}")
     if "://" in path and not path.startswith("file://"):

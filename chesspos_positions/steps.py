@@ -28,12 +28,14 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import Final
 
 import fsspec
 import pyarrow as pa
@@ -53,7 +55,7 @@ from .generation import (
     shuffle_rows,
 )
 from .sampling import Sampling
-from .sources import InputError, InputUnreachable, file_digest
+from .sources import InputError, InputMissing, InputUnreachable, file_digest
 from .timing import StageTimes
 from .units import UNIT_BYTES, Chunk, WorkItem, chunk_count, plan_work, read_chunks
 
@@ -130,9 +132,9 @@ class WorkFolder:
         """The sha256 and size of an input file, as stored (written by the file's first Encode task)."""
         return self.root / "units" / f"{file:05d}" / "source.json"
 
-    def failure(self, rank: int) -> Path:
-        """The input error that stopped Encode task ``rank``."""
-        return self.root / "failures" / f"{rank:05d}.json"
+    def failure(self, file: int, rank: int) -> Path:
+        """The input error that stopped Encode task ``rank``, which reads input ``file``."""
+        return self.root / "failures" / f"{file:05d}.{rank:05d}.json"
 
     @property
     def plan(self) -> Path:
@@ -154,19 +156,19 @@ def read_json(path: Path) -> dict:
 # --- 1. Encode ----------------------------------------------------------------
 
 
-def encode_item(job: Job, item: WorkItem, folder: WorkFolder) -> None:
+def encode_item(job: Job, item: WorkItem, folder: WorkFolder, digest: bool = False) -> None:
     """Encode every unit of ``item`` whose counts are not in ``folder`` yet.
 
-    The file's first task also records the file's sha256 and size: so each
-    file is hashed by one task, in parallel with the others, rather than by
-    the driver before any work. A compressed file is checked whole by every
-    one of its tasks, each of which decompresses it to its end.
+    With ``digest``, the file's first task also records the file's sha256 and
+    size for the card: each file is hashed by one task, in parallel with the
+    others, not by the driver before any work. Every task of a compressed
+    file decompresses it to its end, so each one finds a cut or damaged stream.
 
     Raises:
-        InputError: if the file is unreadable, truncated or corrupt (names it).
+        InputError: if the file is missing, unreadable, truncated or corrupt (names it).
         InputUnreachable: if a remote file cannot be reached.
     """
-    if item.part == 0 and not folder.source(item.file).exists():
+    if digest and item.part == 0 and not folder.source(item.file).exists():
         sha256, size = file_digest(item.url)
         write_json(folder.source(item.file), {"sha256": sha256, "size": size})
     for chunk in read_chunks(item, job.unit_bytes):
@@ -211,37 +213,45 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
 
 
 def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Host and pid: Slurm tasks on different nodes may share a pid and a folder.
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
 
 
 #: The input errors an Encode task records instead of raising, by name.
-_INPUT_ERRORS: dict[str, type[OSError]] = {error.__name__: error for error in (InputError, InputUnreachable, FileNotFoundError)}
+_INPUT_ERRORS: Final[dict[str, type[OSError]]] = {error.__name__: error for error in (InputError, InputMissing, InputUnreachable)}
 
 
-def record_input_failure(folder: WorkFolder, rank: int, error: OSError) -> None:
-    """Record why Encode task ``rank`` could not read its input (see :func:`raise_input_failure`)."""
-    write_json(folder.failure(rank), {"error": type(error).__name__, "message": str(error)})
+def record_input_failure(folder: WorkFolder, item: WorkItem, rank: int, error: OSError) -> None:
+    """Record why Encode task ``rank`` could not read its input (see :func:`raise_needed_input_failure`)."""
+    write_json(folder.failure(item.file, rank), {"error": type(error).__name__, "message": str(error)})
 
 
-def recorded_input_failure(folder: WorkFolder) -> tuple[list[int], OSError] | None:
-    """The Encode tasks that recorded an input error, and the first one's error; None if none did."""
-    paths = sorted((folder.root / "failures").glob("*.json"))
+def recorded_failure(folder: WorkFolder, file: int) -> OSError | None:
+    """The input error a task recorded for input ``file``, if any."""
+    paths = sorted((folder.root / "failures").glob(f"{file:05d}.*.json"))
     if not paths:
         return None
-    first = read_json(paths[0])
-    return [int(path.stem) for path in paths], _INPUT_ERRORS[first["error"]](first["message"])
+    record = read_json(paths[0])
+    return _INPUT_ERRORS[record["error"]](record["message"])
 
 
-def source_digests(job: Job, folder: WorkFolder) -> list[tuple[str | None, int]]:
-    """Per input file: its sha256 as its first Encode task recorded it (None for a file no task read), and its size."""
+def source_digests(job: Job, folder: WorkFolder, plan: Plan) -> list[tuple[str | None, int]]:
+    """Per input file: its sha256 (None for a file the plan did not read) and its size.
+
+    The files read are the plan's, so the card does not depend on which
+    tasks happened to run. Their first Encode task recorded the digest (a
+    work folder from before the digests were recorded gets it here).
+    """
     digests: list[tuple[str | None, int]] = []
     for file, url in enumerate(job.urls):
         path = folder.source(file)
-        if path.exists():
+        if plan.files_read is not None and file not in plan.files_read:
+            digests.append((None, _size(url)))
+        elif path.exists():
             data = read_json(path)
             digests.append((data["sha256"], data["size"]))
         else:
-            digests.append((None, _size(url)))
+            digests.append(file_digest(url))
     return digests
 
 
@@ -272,12 +282,15 @@ class Plan:
     batches: list[PlannedBatch]
     summary: Summary
     times: StageTimes = field(default_factory=StageTimes)
+    #: The inputs whose units it walked, in order; None for a plan saved before they were recorded.
+    files_read: list[int] | None = None
 
 
 def unit_ids(job: Job, folder: WorkFolder) -> Iterator[tuple[int, int]]:
     """Every unit ``(file, chunk)`` in input order.
 
     Raises:
+        InputError, InputUnreachable: the error an Encode task recorded for a compressed file.
         RuntimeError: if the Encode stage has not finished a compressed file (names it).
     """
     items = job.work_items()
@@ -285,21 +298,28 @@ def unit_ids(job: Job, folder: WorkFolder) -> Iterator[tuple[int, int]]:
         if any(item.file == file and item.parts for item in items):
             path = folder.chunk_count(file)
             if not path.exists():
-                raise RuntimeError(f"the Encode stage has not finished {url}: {path} is missing")
+                raise recorded_failure(folder, file) or RuntimeError(f"the Encode stage has not finished {url}: {path} is missing")
             count = read_json(path)["chunks"]
         else:
             count = chunk_count(_size(url), job.unit_bytes)
         yield from ((file, chunk) for chunk in range(count))
 
 
-def batches_full(job: Job, folder: WorkFolder) -> bool:
-    """Whether the units encoded so far, from the first on, fill every batch (so the rest are not needed)."""
+def _filled(job: Job, folder: WorkFolder) -> bool:
+    """Walk the units in input order: True once those encoded fill every batch, False at the first one not encoded yet.
+
+    Raises:
+        InputError, InputUnreachable: that first unit's input recorded an input
+            error (so the batches need an input that cannot be read).
+    """
     quota = quotas(job.batch_size, job.train_ratio)
     total = dict.fromkeys(SPLITS, 0)
     try:
         for file, chunk in unit_ids(job, folder):
             path = folder.unit(file, chunk, "json")
             if not path.exists():
+                if (error := recorded_failure(folder, file)) is not None:
+                    raise error
                 return False
             for piece in read_json(path)["pieces"]:
                 total = {s: total[s] + piece["rows"][s] for s in SPLITS}
@@ -308,6 +328,14 @@ def batches_full(job: Job, folder: WorkFolder) -> bool:
     except RuntimeError:  # a compressed file not streamed whole yet
         return False
     return False
+
+
+def batches_full(job: Job, folder: WorkFolder) -> bool:
+    """Whether the units encoded so far, from the first on, fill every batch (so the rest are not needed)."""
+    try:
+        return _filled(job, folder)
+    except tuple(_INPUT_ERRORS.values()):
+        return False  # reported by raise_needed_input_failure
 
 
 def make_plan(job: Job, folder: WorkFolder) -> Plan:
@@ -325,12 +353,16 @@ def make_plan(job: Job, folder: WorkFolder) -> Plan:
     places: dict[str, list[list[int]]] = {s: [] for s in SPLITS}
     taken = dict.fromkeys(SPLITS, 0)
     spans: list[dict[str, int]] = []  # rows taken per split by each batch, in order
+    files_read: list[int] = []
     for file, chunk in unit_ids(job, folder):
         if len(spans) == job.batches:
             break
         path = folder.unit(file, chunk, "json")
         if not path.exists():
-            raise RuntimeError(f"the Encode stage has not finished unit {chunk} of {job.urls[file]}: {path} is missing")
+            raise recorded_failure(folder, file) or RuntimeError(
+                f"the Encode stage has not finished unit {chunk} of {job.urls[file]}: {path} is missing")
+        if file not in files_read:
+            files_read.append(file)
         unit = read_json(path)
         seconds.add(unit["seconds"])
         offset = dict.fromkeys(SPLITS, 0)
@@ -361,11 +393,12 @@ def make_plan(job: Job, folder: WorkFolder) -> Plan:
         for planned in batches[full:]:
             logger.warning("input ran out: batch %d is partial (%d of %d train rows, %d of %d test rows)",
                            planned.index, planned.rows("train"), quota["train"], planned.rows("test"), quota["test"])
-    plan = Plan(batches, summary, seconds)
+    plan = Plan(batches, summary, seconds, files_read)
     write_json(folder.plan, {
         "batches": [asdict(b) for b in batches],
         "summary": summary.as_dict(),
         "seconds": dict(seconds.seconds),
+        "files_read": files_read,
     })
     return plan
 
@@ -393,7 +426,7 @@ def load_plan(folder: WorkFolder) -> Plan:
     data = read_json(folder.plan)
     times = StageTimes()
     times.add(data["seconds"])
-    return Plan([PlannedBatch(**b) for b in data["batches"]], Summary.from_dict(data["summary"]), times)
+    return Plan([PlannedBatch(**b) for b in data["batches"]], Summary.from_dict(data["summary"]), times, data.get("files_read"))
 
 
 # --- 3. Assemble ----------------------------------------------------------------
@@ -445,23 +478,24 @@ class JobStep(PipelineStep):
 
 
 class EncodeStep(JobStep):
-    """Task ``rank`` encodes work item ``rank`` of the job (see :meth:`Job.work_items`)."""
+    """Task ``rank`` encodes work item ``rank`` of the job (see :meth:`Job.work_items`); ``digest``: see :func:`encode_item`."""
 
     name = "encode work units"
 
-    def __init__(self, job: Job, folder: WorkFolder) -> None:
+    def __init__(self, job: Job, folder: WorkFolder, digest: bool = False) -> None:
         super().__init__(job, folder)
         self.items = job.work_items()
+        self.digest = digest
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.track_time("work item"):
             try:
-                encode_item(self.job, self.items[rank], self.folder)
+                encode_item(self.job, self.items[rank], self.folder, self.digest)
             except tuple(_INPUT_ERRORS.values()) as error:
                 # Recorded, not raised: datatrove would print the task's traceback
-                # to the terminal, where the driver reports a bad input in one
-                # line (and lets a rerun run this task again: raise_input_failure).
-                record_input_failure(self.folder, rank, error)
+                # to the terminal, where the driver reports a bad input in one line,
+                # and only if the batches need that input (raise_needed_input_failure).
+                record_input_failure(self.folder, self.items[rank], rank, error)
                 return data
         self.stat_update("work items")
         return data
@@ -473,45 +507,43 @@ class PlanStep(JobStep):
     name = "plan batches"
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        # On Slurm, the driver cannot stop the run between Encode and Plan.
-        if (failed := recorded_input_failure(self.folder)) is not None:
-            raise failed[1]
-        plan = make_plan(self.job, self.folder)
+        plan = make_plan(self.job, self.folder)  # stops at an input that the batches need and that could not be read
         self.stat_update("batches", value=len(plan.batches))
         self.stat_update("games read", value=plan.summary.games_read)
         return data
 
 
-def raise_input_failure(job: Job, folder: WorkFolder, settings: ExecutorSettings) -> None:
-    """Raise the first input error an Encode task recorded, if any, and let a rerun read those files afresh.
+def raise_needed_input_failure(job: Job, folder: WorkFolder, settings: ExecutorSettings) -> None:
+    """Raise the error an Encode task recorded for an input the batches need, if any; let a rerun read it afresh.
 
-    Every unit of a failed file is removed and every Encode task of it is run
-    again by a rerun: a damaged stream may decompress to wrong text before
-    its damage is found, and units cut from that text must not outlive it.
+    An input is needed unless the units before it, in input order, fill the
+    batches (as the sequential path would stop before it): so whether a run
+    fails does not depend on which tasks happened to run. Before raising, the
+    units of every failed input are removed and its Encode tasks marked
+    unfinished: a damaged stream may decompress to wrong text before its
+    damage is found, and units cut from that text must not outlive it.
 
     Raises:
-        InputError: an input file is unreadable, truncated or corrupt (names it).
-        InputUnreachable: a remote input could not be reached (names it).
-        FileNotFoundError: an input file went missing (names it).
+        InputError: a needed input is missing, unreadable, truncated or corrupt (names it).
+        InputUnreachable: a needed remote input could not be reached (names it).
     """
-    failed = recorded_input_failure(folder)
-    if failed is None:
+    records = sorted((folder.root / "failures").glob("*.json"))
+    if not records:
         return
-    ranks, error = failed
-    items = job.work_items()
-    files = {items[rank].file for rank in ranks}
-    forget_tasks(settings, "encode", [rank for rank, item in enumerate(items) if item.file in files])
-    for file in files:
-        shutil.rmtree(folder.root / "units" / f"{file:05d}", ignore_errors=True)
-    for rank in ranks:
-        folder.failure(rank).unlink()
-    raise error
+    try:
+        _filled(job, folder)
+    except tuple(_INPUT_ERRORS.values()):
+        files = {int(path.name.split(".")[0]) for path in records}
+        forget_tasks(settings, "encode", [rank for rank, item in enumerate(job.work_items()) if item.file in files])
+        for file in files:
+            shutil.rmtree(folder.root / "units" / f"{file:05d}", ignore_errors=True)
+        for path in records:
+            path.unlink()
+        raise
 
 
-def encode_and_plan(job: Job, folder: WorkFolder, settings: ExecutorSettings) -> list[Stage]:
-    """The first two stages of every staged build, to run with ``settings``."""
-    encode = EncodeStep(job, folder)
-    return [
-        Stage("encode", encode, len(encode.items), partial(batches_full, job, folder), partial(raise_input_failure, job, folder, settings)),
-        Stage("plan", PlanStep(job, folder), 1),
-    ]
+def encode_and_plan(job: Job, folder: WorkFolder, settings: ExecutorSettings, digest: bool = False) -> list[Stage]:
+    """The first two stages of every staged build, to run with ``settings``; ``digest``: see :func:`encode_item`."""
+    encode = EncodeStep(job, folder, digest)
+    check = partial(raise_needed_input_failure, job, folder, settings)
+    return [Stage("encode", encode, len(encode.items), partial(batches_full, job, folder), check), Stage("plan", PlanStep(job, folder), 1)]

@@ -148,7 +148,8 @@ def test_damaged_input_fixed_in_place_is_read_afresh_by_a_rerun(hub: Hub, games:
     packed = zstandard.ZstdCompressor(write_checksum=True).compress(games.read_bytes())
     path = tmp_path / "games.pgn.zst"
     damaged = bytearray(packed)
-    damaged[-200:-100] = bytes(b ^ 0x55 for b in damaged[-200:-100])
+    middle = len(packed) // 2
+    damaged[middle:middle + 100] = bytes(b ^ 0x55 for b in damaged[middle:middle + 100])
     path.write_bytes(damaged)
     args = ["--dry-run", "--workdir", str(tmp_path / "work"), "--unit-bytes", "2000", *common_args(path, batches=1)]
     result = publish(hub, *args, "--output-dir", str(tmp_path / "out"), check=False)
@@ -164,21 +165,26 @@ def test_damaged_input_fixed_in_place_is_read_afresh_by_a_rerun(hub: Hub, games:
     assert hashlib.sha256(packed).hexdigest() in (tmp_path / "out" / "README.md").read_text()
 
 
-def test_an_input_the_batches_do_not_need_is_not_read(hub: Hub, games: Path, tmp_path: Path) -> None:
-    # Reading stops once the batches are full: a later input is never opened, so even a truncated one is no
-    # error, and the card lists it without a sha256.
+@pytest.mark.parametrize("num_proc", ["1", "2"])
+def test_an_input_the_batches_do_not_need_is_no_error(hub: Hub, games: Path, tmp_path: Path, num_proc: str) -> None:
+    # Reading stops once the batches are full, as the sequential path would: a damaged later input is no error,
+    # whether or not a task happened to open it (with 2 processes the first wave of tasks reaches it), and the
+    # card is the same either way.
     later = tmp_path / "z_later.pgn.zst"
     packed = COMPRESSORS[".pgn.zst"](games.read_bytes())
     later.write_bytes(packed[: len(packed) // 2])
     first = tmp_path / "a_first.pgn"
     shutil.copy(games, first)
-    out = tmp_path / "out"
-    # Small units: the first wave of Encode tasks (2 per process) ends inside the first file.
-    publish(hub, "--dry-run", "--output-dir", str(out), "--data-path", str(first), str(later), "--unit-bytes", "2000",
-            "--batches", "1", "--batch-size", "100", "--sampling", "all")
+    out, work = tmp_path / "out", tmp_path / "work"
+    # 3 units in the first file, the first of which fills the batch; the first wave of tasks is 2 per process.
+    unit_bytes = str(first.stat().st_size // 3 + 1)
+    publish(hub, "--dry-run", "--output-dir", str(out), "--workdir", str(work), "--data-path", str(first), str(later),
+            "--unit-bytes", unit_bytes, "--batches", "1", "--batch-size", "100", "--sampling", "all", "--num-proc", num_proc)
+    opened = list((work / "failures").glob("*.json"))  # the later input's task found the damage
+    assert len(opened) == (num_proc == "2")
     card = (out / "README.md").read_text()
     assert hashlib.sha256(games.read_bytes()).hexdigest() in card
-    assert "| `z_later.pgn.zst` |" in card and "not read" in card
+    assert f"| `z_later.pgn.zst` | {later.stat().st_size} | not read |" in card
 
 
 # ------------------------------------------------------------------------------------- 2. URL inputs

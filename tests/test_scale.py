@@ -17,7 +17,7 @@ import yaml
 import zstandard
 
 from builder.shards import shard_path, write_shard
-from chesspos_positions import ChessposPositions, Summary
+from chesspos_positions import ChessposPositions, Summary, sources
 from chesspos_positions.configs import CONFIGS
 from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
@@ -87,9 +87,12 @@ def test_units_cut_every_file_into_the_games_of_reading_it_whole(inputs: Path) -
 
 
 @pytest.mark.parametrize("suffix", [".pgn", ".pgn.zst"])
-def test_units_never_cut_inside_a_game_with_blank_lines_in_comments(tmp_path: Path, suffix: str) -> None:
+def test_units_never_cut_inside_a_game_with_blank_lines_in_comments(tmp_path: Path, suffix: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # A blank line inside a comment, an unclosed comment, escape lines: each cut must still fall between games,
-    # in a plain file (read by byte range) and in a compressed one (cut while streaming).
+    # in a plain file (read by byte range) and in a compressed one (cut while streaming, here in blocks of
+    # 37 bytes, so that chunks and their cuts span blocks).
+    monkeypatch.setattr(sources, "_READ_BLOCK", 37)
     games = "".join(
         f'[Event "g{i}"]\n[Site "?"]\n\n1. e4 {{ a comment\n\nwith a blank line }} e5 2. Nf3 *\n\n'
         f'%escape\n[Event "h{i}"]\n\n1. d4 {{ unclosed\n\n[Event "k{i}"]\n\n1. c4 *\n\n' for i in range(50)
@@ -263,7 +266,33 @@ def test_slurm_run_reports_a_truncated_input_in_one_line(inputs: Path, tmp_path:
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "truncated or corrupt" in errors[0] and str(data / "cut.pgn.zst") in errors[0], errors
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_slurm_no_wait_rerun_reports_a_truncated_input(inputs: Path, tmp_path: Path) -> None:
+    # With --no-wait, the rerun after the jobs ended reports the input instead of submitting them again.
+    config = tmp_path / "slurm.yaml"
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00"}}))
+    data = tmp_path / "data"
+    data.mkdir()
+    packed = (inputs / "b.pgn.zst").read_bytes()
+    (data / "cut.pgn.zst").write_bytes(packed[: len(packed) // 2])
+    env = slurm_env(tmp_path)
+    common = [*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(data),
+              "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"), "--no-wait"]
+    assert "rerun the same command" in publish(*common, env=env).stdout
+    jobs = tmp_path / "slurm" / "jobs"
+    deadline = time.monotonic() + 120
+    while any(p.read_text().strip() in ("PENDING", "RUNNING") for p in jobs.iterdir()):
+        assert time.monotonic() < deadline, "the stub's jobs did not end"
+        time.sleep(0.2)
+    submitted = len(list(jobs.iterdir()))
+    result = publish(*common, env=env, check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "truncated or corrupt" in errors[0] and str(data / "cut.pgn.zst") in errors[0], errors
+    assert len(list(jobs.iterdir())) == submitted  # nothing submitted again
 
 
 def test_ray_executor_is_byte_identical(inputs: Path, sequential, tmp_path: Path) -> None:
