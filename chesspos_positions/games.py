@@ -6,8 +6,9 @@ into its sampled plies, or a named reason for skipping it. A game is skipped
 whole, never partly: an illegal or unparsable move, a null move, an invalid
 FEN or a broken tag section anywhere means none of its positions is used.
 Its steps are public for batch work (:func:`~chesspos_positions.generation.encode_unit`):
-:func:`start_game` (tags, checks, Elo draw), :func:`replay_tokens` (many
-games at once, natively where possible) and :func:`sample_plies`.
+:func:`start_games` (tags, checks, Elo draws; :func:`start_game` for one
+game), :func:`replay_tokens` (many games at once, natively where possible)
+and :func:`sample_plies`.
 
 :func:`iter_position_records` walks files game by game and yields one record
 per sampled position, with the game's metadata; :func:`extract_board` wraps
@@ -29,7 +30,7 @@ import numpy as np
 from . import native
 from .encoding import BitboardRow, board_bitboards, encode_bitboard_rows
 from .pgn import RawGame, parse_tags
-from .sampling import Sampling, game_rng, parse_rating
+from .sampling import Sampling, first_draws, game_rng, parse_rating
 from .sources import PathLike, iter_raw_games, resolve_paths
 
 #: Skip reasons, each with a counter. The header checks run first, then the
@@ -190,32 +191,57 @@ def start_game(raw: RawGame, sampling: Sampling, seed: int) -> tuple[ParsedGame,
         The game, and the generator of its draws (None when every ply is kept),
         which has made its Elo draw: :func:`sample_plies` makes the next one.
     """
+    game = _checked(raw)
+    if game.skip is not None or sampling.keep_all:
+        return game, None
+    rng = game_rng(seed, game.digest)
+    return game, rng if _passes_filters(game, rng.random(), sampling) else None
+
+
+def start_games(raws: Sequence[RawGame], sampling: Sampling, seed: int) -> list[tuple[ParsedGame, np.random.Generator | None]]:
+    """:func:`start_game` of each game, with the Elo draws of all of them made at once (:func:`first_draws`).
+
+    Most games are read only for the Elo draw that drops them: only those it
+    keeps get a generator, advanced past that draw.
+    """
+    started: list[tuple[ParsedGame, np.random.Generator | None]] = [(_checked(raw), None) for raw in raws]
+    if sampling.keep_all:
+        return started
+    drawn = [index for index, (game, _) in enumerate(started) if game.skip is None]
+    for index, draw in zip(drawn, first_draws(seed, [started[index][0].digest for index in drawn])):
+        game = started[index][0]
+        if _passes_filters(game, float(draw), sampling):
+            rng = game_rng(seed, game.digest)
+            rng.random()  # the Elo draw, made above
+            started[index] = (game, rng)
+    return started
+
+
+def _checked(raw: RawGame) -> ParsedGame:
+    """The game with its tags parsed, ``skip`` set if its tag section, variant or FEN rule it out."""
     headers = parse_tags(raw.tags)
     game = ParsedGame(raw=raw, headers=headers, digest=game_digest(raw))
-
-    def skip(reason: str, error: str) -> tuple[ParsedGame, None]:
-        game.skip, game.error = reason, error
-        return game, None
-
     if raw.broken_tags is not None:
-        return skip("broken_tags", f"broken tag section at {raw.broken_tags}")
-    if not is_standard(headers):
-        return skip("variant", f"variant {headers.get('Variant')!r}")
-    if "FEN" in headers:  # (the standard start needs no check, and building it costs)
+        game.skip, game.error = "broken_tags", f"broken tag section at {raw.broken_tags}"
+    elif not is_standard(headers):
+        game.skip, game.error = "variant", f"variant {headers.get('Variant')!r}"
+    elif "FEN" in headers:  # (the standard start needs no check, and building it costs)
         try:
             starting_board(headers)
         except ValueError as error:
-            return skip("invalid_fen", str(error))
+            game.skip, game.error = "invalid_fen", str(error)
+    return game
 
-    if sampling.keep_all:
-        return game, None
-    rng = game_rng(seed, game.digest)
+
+def _passes_filters(game: ParsedGame, draw: float, sampling: Sampling) -> bool:
+    """Whether the game survives its Elo draw ``draw`` and the time-control filter; else set ``skip``."""
+    headers = game.headers
     keep = sampling.game_keep_probability(parse_rating(headers.get("WhiteElo")), parse_rating(headers.get("BlackElo")))
-    if rng.random() >= keep:
-        return skip("elo_filtered", "dropped by Elo tier sampling")
-    if not sampling.time_control_ok(headers.get("TimeControl")):
-        return skip("time_control_filtered", f"time control {headers.get('TimeControl')!r}")
-    return game, rng
+    if draw >= keep:
+        game.skip, game.error = "elo_filtered", "dropped by Elo tier sampling"
+    elif not sampling.time_control_ok(headers.get("TimeControl")):
+        game.skip, game.error = "time_control_filtered", f"time control {headers.get('TimeControl')!r}"
+    return game.skip is None
 
 
 def replay(game: ParsedGame, keep_boards: bool = False) -> _MainlineVisitor:

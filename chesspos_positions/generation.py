@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import rows as rows_
-from .games import Summary, replay_tokens, sample_plies, start_game
+from .games import Summary, replay_tokens, sample_plies, start_games
 from .sampling import Sampling
 from .pgn import RawGame
 from .units import UNIT_BYTES, WorkItem, read_chunks
@@ -97,7 +97,7 @@ def encode_unit(
     """Parse, sample, encode and split the games of one unit (pure); ``kind`` says what rows hold."""
     times = StageTimes()
     with times.time("parse tags"):
-        started = [start_game(raw, sampling, seed) for raw in unit.games]
+        started = start_games(unit.games, sampling, seed)
     # All the unit's surviving games are replayed in one call, so that the
     # native reader, when there is one, works on a whole batch at once.
     with times.time("parse moves and encode"):

@@ -9,6 +9,7 @@ machine, the file it sits in, or how the input was cut into work units.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
@@ -117,7 +118,96 @@ def game_rng(seed: int, digest: bytes) -> np.random.Generator:
     Raises:
         ValueError: if ``seed`` is not in ``[0, 2**64)``.
     """
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    _check_seed(seed)
     words = np.frombuffer(digest[:16], dtype="<u4").tolist()
     return np.random.Generator(np.random.PCG64([seed & 0xFFFFFFFF, seed >> 32, *words]))
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+
+
+# numpy's SeedSequence (numpy/random/bit_generator.pyx) and PCG64 (pcg64.h) constants.
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_PCG_MULT_HI, _PCG_MULT_LO = np.uint64(0x2360ED051FC65DA4), np.uint64(0x4385DF649FCCF645)
+_LOW32, _32, _16 = np.uint64(0xFFFFFFFF), np.uint64(32), np.uint32(16)
+
+
+def first_draws(seed: int, digests: Sequence[bytes]) -> np.ndarray:
+    """``game_rng(seed, digest).random()`` for each digest, bit for bit, computed for all at once.
+
+    Most games are read only for the Elo draw that drops them, and building a
+    generator costs 25 µs, more than reading the game: this runs numpy's
+    seeding (SeedSequence's hash of the six entropy words, then PCG64's
+    set-up) and PCG64's first output on arrays, in under 1 µs per game.
+    ``tests/test_games.py`` checks it against numpy itself.
+
+    Raises:
+        ValueError: if ``seed`` is not in ``[0, 2**64)``.
+    """
+    _check_seed(seed)
+    words = np.frombuffer(b"".join(digest[:16] for digest in digests), dtype="<u4").reshape(-1, 4)
+    entropy = [np.full(len(words), seed & 0xFFFFFFFF, np.uint32), np.full(len(words), seed >> 32, np.uint32),
+               *words.T.astype(np.uint32)]
+    # SeedSequence.mix_entropy into a pool of 4 words. The hash constant
+    # evolves the same way for every game, so it is a plain int here.
+    pool, hashed = [], _INIT_A
+    for word in entropy[:4]:
+        value, hashed = _hashmix(word, hashed)
+        pool.append(value)
+    for source in range(4):
+        for target in range(4):
+            if source != target:
+                value, hashed = _hashmix(pool[source], hashed)
+                pool[target] = _mix(pool[target], value)
+    for word in entropy[4:]:
+        for target in range(4):
+            value, hashed = _hashmix(word, hashed)
+            pool[target] = _mix(pool[target], value)
+    # SeedSequence.generate_state(4, uint64): 8 little-endian 32-bit words.
+    state, hashed = [], _INIT_B
+    for index in range(8):
+        value = pool[index % 4] ^ np.uint32(hashed)
+        hashed = (hashed * _MULT_B) & 0xFFFFFFFF
+        value = value * np.uint32(hashed)
+        state.append((value ^ (value >> _16)).astype(np.uint64))
+    seed_hi, seed_lo, seq_hi, seq_lo = (state[2 * k] | (state[2 * k + 1] << _32) for k in range(4))
+    # PCG64 set-up (pcg_setseq_128_srandom_r), then the step of the first output.
+    inc = ((seq_hi << np.uint64(1)) | (seq_lo >> np.uint64(63)), (seq_lo << np.uint64(1)) | np.uint64(1))
+    current = _add128(inc, (seed_hi, seed_lo))
+    current = _add128(_times_multiplier(_add128(_times_multiplier(current), inc)), inc)
+    high, low = current
+    # XSL-RR output, then Generator.random's 53-bit double.
+    mixed, rotation = high ^ low, high >> np.uint64(58)
+    output = (mixed >> rotation) | (mixed << ((np.uint64(64) - rotation) & np.uint64(63)))
+    return (output >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
+def _hashmix(value: np.ndarray, hashed: int) -> tuple[np.ndarray, int]:
+    value = value ^ np.uint32(hashed)
+    hashed = (hashed * _MULT_A) & 0xFFFFFFFF
+    value = value * np.uint32(hashed)
+    return value ^ (value >> _16), hashed
+
+
+def _mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    result = np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y
+    return result ^ (result >> _16)
+
+
+def _add128(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``a + b`` modulo 2**128, each as (high, low) 64-bit words (numpy's uint64 arithmetic wraps)."""
+    low = a[1] + b[1]
+    return a[0] + b[0] + (low < a[1]).astype(np.uint64), low
+
+
+def _times_multiplier(a: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` times PCG64's multiplier, modulo 2**128."""
+    high, low = a
+    # The high word of low * multiplier-low, from 32-bit halves (each product fits in 64 bits).
+    a0, a1, b0, b1 = low & _LOW32, low >> _32, _PCG_MULT_LO & _LOW32, _PCG_MULT_LO >> _32
+    middle = ((a0 * b0) >> _32) + ((a0 * b1) & _LOW32) + ((a1 * b0) & _LOW32)
+    carry = a1 * b1 + ((a0 * b1) >> _32) + ((a1 * b0) >> _32) + (middle >> _32)
+    return carry + low * _PCG_MULT_HI + high * _PCG_MULT_LO, low * _PCG_MULT_LO

@@ -11,9 +11,13 @@ import chess
 import numpy as np
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chesspos_positions import Summary, board_to_token_sequence, encode_boards, extract_board, iter_position_records
-from chesspos_positions.games import SKIP_REASONS
+from chesspos_positions.games import SKIP_REASONS, start_game, start_games
+from chesspos_positions.pgn import split_games
+from chesspos_positions.sampling import Sampling, first_draws, game_rng
 from pgn_fixtures import BAD_CASES, BAD_FILE_GOOD_MOVES, bad_input_text, legal_games, replay, write_pgn
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -259,3 +263,33 @@ def test_seed_must_be_a_64_bit_unsigned_int(tmp_path: Path) -> None:
     path = write_pgn(tmp_path / "g.pgn", legal_games(seed=1, n=1))
     with pytest.raises(ValueError, match="seed"):
         list(extract_board(path, seed=-1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), digests=st.lists(st.binary(min_size=16, max_size=32), min_size=1, max_size=20))
+def test_first_draws_are_numpys_first_draws(seed: int, digests: list[bytes]) -> None:
+    # The batched seeding must give, bit for bit, what each game's own generator draws first.
+    expected = np.array([game_rng(seed, digest).random() for digest in digests])
+    assert np.array_equal(first_draws(seed, digests), expected)
+
+
+def test_first_draws_check_the_seed() -> None:
+    with pytest.raises(ValueError, match="seed"):
+        first_draws(2**64, [bytes(16)])
+
+
+def test_games_started_together_draw_as_games_started_alone() -> None:
+    # Elo draws made for a whole unit at once, then each kept game's generator: the same skips and the same
+    # later draws as one game at a time, over kept, Elo-dropped, time-control-dropped and broken games.
+    tags = ['[WhiteElo "2500"]\n[BlackElo "2600"]\n[TimeControl "600+0"]', '[WhiteElo "2100"]\n[BlackElo "2200"]',
+            '[WhiteElo "1200"]\n[BlackElo "1300"]', '[WhiteElo "2500"]\n[BlackElo "2600"]\n[TimeControl "60+0"]',
+            '[Variant "Chess960"]']
+    text = "".join(f'[Event "g{i}"]\n{tags[i % len(tags)]}\n\n1. e4 e5 *\n\n' for i in range(200))
+    raws = list(split_games(text.splitlines()))
+    for sampling in (Sampling(), Sampling(elo_tiers=((0, 0.5),)), Sampling(keep_all=True)):
+        together = start_games(raws, sampling, 11)
+        alone = [start_game(raw, sampling, 11) for raw in raws]
+        assert [(g.skip, g.error) for g, _ in together] == [(g.skip, g.error) for g, _ in alone]
+        assert [None if r is None else r.random(5).tolist() for _, r in together] == \
+               [None if r is None else r.random(5).tolist() for _, r in alone]
+    assert {g.skip for g, _ in start_games(raws, Sampling(), 11)} >= {None, "elo_filtered", "time_control_filtered", "variant"}
