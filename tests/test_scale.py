@@ -252,46 +252,43 @@ def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tm
     assert "FAILED" in states and "PENDING" not in states and "RUNNING" not in states
 
 
-def test_slurm_run_reports_a_truncated_input_in_one_line(inputs: Path, tmp_path: Path) -> None:
-    # The Encode tasks record the damage; on Slurm the Plan task stops at it, and the driver names the file.
+def truncated_slurm_build(inputs: Path, tmp_path: Path, *extra: str) -> tuple[list[str], Path]:
+    """The publish arguments of a Slurm build (stub scripts) whose one input is truncated, and that input."""
     config = tmp_path / "slurm.yaml"
     config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00"}}))
-    data = tmp_path / "data"
-    data.mkdir()
+    (data := tmp_path / "data").mkdir()
     packed = (inputs / "b.pgn.zst").read_bytes()
-    (data / "cut.pgn.zst").write_bytes(packed[: len(packed) // 2])
-    result = publish(*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(data),
-                     "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path),
-                     check=False)
+    (cut := data / "cut.pgn.zst").write_bytes(packed[: len(packed) // 2])
+    return [*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(data),
+            "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"), *extra], cut
+
+
+def assert_reports_truncated(result: subprocess.CompletedProcess[str], path: Path) -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "truncated or corrupt" in errors[0] and str(data / "cut.pgn.zst") in errors[0], errors
+    assert len(errors) == 1 and "truncated or corrupt" in errors[0] and str(path) in errors[0], errors
     assert "Traceback" not in result.stderr
+
+
+def test_slurm_run_reports_a_truncated_input_in_one_line(inputs: Path, tmp_path: Path) -> None:
+    # The Encode tasks record the damage; on Slurm the Plan task stops at it, and the driver names the file.
+    args, cut = truncated_slurm_build(inputs, tmp_path)
+    assert_reports_truncated(publish(*args, env=slurm_env(tmp_path), check=False), cut)
     assert not (tmp_path / "out").exists()
 
 
 def test_slurm_no_wait_rerun_reports_a_truncated_input(inputs: Path, tmp_path: Path) -> None:
     # With --no-wait, the rerun after the jobs ended reports the input instead of submitting them again.
-    config = tmp_path / "slurm.yaml"
-    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00"}}))
-    data = tmp_path / "data"
-    data.mkdir()
-    packed = (inputs / "b.pgn.zst").read_bytes()
-    (data / "cut.pgn.zst").write_bytes(packed[: len(packed) // 2])
+    args, cut = truncated_slurm_build(inputs, tmp_path, "--no-wait")
     env = slurm_env(tmp_path)
-    common = [*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(data),
-              "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out"), "--no-wait"]
-    assert "rerun the same command" in publish(*common, env=env).stdout
+    assert "rerun the same command" in publish(*args, env=env).stdout
     jobs = tmp_path / "slurm" / "jobs"
     deadline = time.monotonic() + 120
     while any(p.read_text().strip() in ("PENDING", "RUNNING") for p in jobs.iterdir()):
         assert time.monotonic() < deadline, "the stub's jobs did not end"
         time.sleep(0.2)
     submitted = len(list(jobs.iterdir()))
-    result = publish(*common, env=env, check=False)
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "truncated or corrupt" in errors[0] and str(data / "cut.pgn.zst") in errors[0], errors
+    assert_reports_truncated(publish(*args, env=env, check=False), cut)
     assert len(list(jobs.iterdir())) == submitted  # nothing submitted again
 
 
