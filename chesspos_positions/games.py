@@ -208,7 +208,7 @@ def start_games(raws: Sequence[RawGame], sampling: Sampling, seed: int) -> list[
     if sampling.keep_all:
         return started
     drawn = [index for index, (game, _) in enumerate(started) if game.skip is None]
-    for index, draw in zip(drawn, first_draws(seed, [started[index][0].digest for index in drawn])):
+    for index, draw in zip(drawn, first_draws(seed, [started[index][0].digest for index in drawn]), strict=True):
         game = started[index][0]
         if _passes_filters(game, float(draw), sampling):
             rng = game_rng(seed, game.digest)
@@ -248,7 +248,7 @@ def replay(game: ParsedGame, keep_boards: bool = False) -> _MainlineVisitor:
     """Replay a game's mainline with python-chess, the reference reader."""
     visitor = _MainlineVisitor(keep_boards)
     # Only the tags that decide the start position are passed on: the others
-    # were checked in start_game, and python-chess would otherwise re-read them all.
+    # were checked in start_game(s), and python-chess would otherwise re-read them all.
     setup = "".join(f'[{name} "{game.headers[name]}"]\n' for name in ("FEN", "SetUp") if name in game.headers)
     chess.pgn.read_game(io.StringIO(setup + "\n" + "\n".join(game.raw.movetext) + "\n"), Visitor=lambda: visitor)
     return visitor

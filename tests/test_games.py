@@ -273,9 +273,11 @@ def test_first_draws_are_numpys_first_draws(seed: int, digests: list[bytes]) -> 
     assert np.array_equal(first_draws(seed, digests), expected)
 
 
-def test_first_draws_check_the_seed() -> None:
+def test_first_draws_check_the_seed_and_digests() -> None:
     with pytest.raises(ValueError, match="seed"):
         first_draws(2**64, [bytes(16)])
+    with pytest.raises(ValueError, match="16 bytes"):
+        first_draws(0, [bytes(8), bytes(8)])
 
 
 def test_games_started_together_draw_as_games_started_alone() -> None:

@@ -215,6 +215,16 @@ def slurm_env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, PATH=path, SLURM_STUB_DIR=str(state), PYTHONPATH=str(REPO_ROOT))
 
 
+def wait_for_stub_jobs(tmp_path: Path) -> list[Path]:
+    """Wait until no job of the stub Slurm is pending or running; its job state files."""
+    jobs = tmp_path / "slurm" / "jobs"
+    deadline = time.monotonic() + 120
+    while any(p.read_text().strip() in ("PENDING", "RUNNING") for p in jobs.iterdir()):
+        assert time.monotonic() < deadline, "the stub's jobs did not end"
+        time.sleep(0.2)
+    return sorted(jobs.iterdir())
+
+
 def test_slurm_executor_through_stub_scripts_is_byte_identical(inputs: Path, sequential, tmp_path: Path) -> None:
     config = tmp_path / "slurm.yaml"
     config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00",
@@ -230,9 +240,10 @@ def test_slurm_executor_through_stub_scripts_is_byte_identical(inputs: Path, seq
     finished = publish(*common, env=env)
     assert digests(tmp_path / "out") == sequential[0]
     assert "games read" in finished.stdout
-    launched = sorted((tmp_path / "slurm" / "jobs").iterdir())
+    # The command does not wait for datatrove's stats-merging jobs, which may still run.
+    launched = wait_for_stub_jobs(tmp_path)
     assert len(launched) == 6  # encode, plan, write, and datatrove's stats-merging job after each
-    assert all(p.read_text() == "COMPLETED" for p in launched)
+    assert all(p.read_text() == "COMPLETED" for p in launched), {p.name: p.read_text() for p in launched}
     assert list((work / "logs" / "encode" / "slurm_logs").glob("*.out"))
 
 
@@ -282,14 +293,9 @@ def test_slurm_no_wait_rerun_reports_a_truncated_input(inputs: Path, tmp_path: P
     args, cut = truncated_slurm_build(inputs, tmp_path, "--no-wait")
     env = slurm_env(tmp_path)
     assert "rerun the same command" in publish(*args, env=env).stdout
-    jobs = tmp_path / "slurm" / "jobs"
-    deadline = time.monotonic() + 120
-    while any(p.read_text().strip() in ("PENDING", "RUNNING") for p in jobs.iterdir()):
-        assert time.monotonic() < deadline, "the stub's jobs did not end"
-        time.sleep(0.2)
-    submitted = len(list(jobs.iterdir()))
+    submitted = len(wait_for_stub_jobs(tmp_path))
     assert_reports_truncated(publish(*args, env=env, check=False), cut)
-    assert len(list(jobs.iterdir())) == submitted  # nothing submitted again
+    assert len(list((tmp_path / "slurm" / "jobs").iterdir())) == submitted  # nothing submitted again
 
 
 def test_ray_executor_is_byte_identical(inputs: Path, sequential, tmp_path: Path) -> None:
