@@ -147,17 +147,17 @@ def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSet
 def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
     """Run ranks ``[start, start + size)`` locally, doubling ``size``, until ``stage.enough()`` or all are done."""
     assert stage.enough is not None
-    if stage.check is not None:  # what an interrupted earlier run recorded
-        stage.check()
     start, size = 0, 2 * settings.num_proc
     while start < stage.tasks and not stage.enough():
+        # Before each wave: what the last wave, or an interrupted earlier run, recorded
+        # (run_stages checks after the last one).
+        if stage.check is not None:
+            stage.check()
         size = min(size, stage.tasks - start)
         executor = LocalPipelineExecutor(pipeline=[stage.step], tasks=stage.tasks, workers=min(settings.num_proc, size),
                                          logging_dir=str(logging_dir(settings, stage)), local_tasks=size,
                                          local_rank_offset=start, start_method=_start_method())
         _run_checked(stage, executor, settings, range(start, start + size))
-        if stage.check is not None:
-            stage.check()
         start, size = start + size, 2 * size
 
 

@@ -122,19 +122,28 @@ class WorkFolder:
 
     def unit(self, file: int, chunk: int, kind: str) -> Path:
         """``units/FFFFF/CCCCCCC.{train,test}.arrow`` and ``.json`` (the unit's counts)."""
-        return self.root / "units" / f"{file:05d}" / f"{chunk:07d}.{kind}"
+        return self.units(file) / f"{chunk:07d}.{kind}"
 
     def chunk_count(self, file: int) -> Path:
         """How many chunks a compressed file has (written once it was streamed whole)."""
-        return self.root / "units" / f"{file:05d}" / "chunks.json"
+        return self.units(file) / "chunks.json"
 
     def source(self, file: int) -> Path:
         """The sha256 and size of an input file, as stored (written by the file's first Encode task)."""
-        return self.root / "units" / f"{file:05d}" / "source.json"
+        return self.units(file) / "source.json"
+
+    def units(self, file: int) -> Path:
+        """The folder of input ``file``'s units."""
+        return self.root / "units" / f"{file:05d}"
 
     def failure(self, file: int, rank: int) -> Path:
         """The input error that stopped Encode task ``rank``, which reads input ``file``."""
         return self.root / "failures" / f"{file:05d}.{rank:05d}.json"
+
+    def failures(self, file: int | None = None) -> dict[Path, int]:
+        """The recorded input errors (of input ``file``, or of every input), in order, each with its input."""
+        pattern = "*.json" if file is None else f"{file:05d}.*.json"
+        return {path: int(path.name.split(".")[0]) for path in sorted((self.root / "failures").glob(pattern))}
 
     @property
     def plan(self) -> Path:
@@ -228,7 +237,7 @@ def record_input_failure(folder: WorkFolder, item: WorkItem, rank: int, error: O
 
 def recorded_failure(folder: WorkFolder, file: int) -> OSError | None:
     """The input error a task recorded for input ``file``, if any."""
-    paths = sorted((folder.root / "failures").glob(f"{file:05d}.*.json"))
+    paths = list(folder.failures(file))
     if not paths:
         return None
     record = read_json(paths[0])
@@ -527,16 +536,16 @@ def raise_needed_input_failure(job: Job, folder: WorkFolder, settings: ExecutorS
         InputError: a needed input is missing, unreadable, truncated or corrupt (names it).
         InputUnreachable: a needed remote input could not be reached (names it).
     """
-    records = sorted((folder.root / "failures").glob("*.json"))
+    records = folder.failures()
     if not records:
         return
     try:
         _filled(job, folder)
     except tuple(_INPUT_ERRORS.values()):
-        files = {int(path.name.split(".")[0]) for path in records}
+        files = set(records.values())
         forget_tasks(settings, "encode", [rank for rank, item in enumerate(job.work_items()) if item.file in files])
         for file in files:
-            shutil.rmtree(folder.root / "units" / f"{file:05d}", ignore_errors=True)
+            shutil.rmtree(folder.units(file), ignore_errors=True)
         for path in records:
             path.unlink()
         raise
