@@ -68,6 +68,15 @@ class Games:
         return cls(np.concatenate([p for _, p in games]), np.repeat(firsts, lengths), [b for b, _ in games])
 
 
+def token_records(tokens: np.ndarray) -> np.ndarray:
+    """A view of C-contiguous ``(n, k)`` int8 token rows as ``n`` opaque records of ``k`` bytes.
+
+    Gathering rows (fancy indexing) of an int8 array copies value by value;
+    of records, each row whole: 3 to 7 times faster for 69- and 690-token rows.
+    """
+    return tokens.view(np.dtype((np.void, tokens.shape[-1])))[:, 0]
+
+
 def history_windows(games: Games, rows: np.ndarray) -> np.ndarray:
     """The history windows of some positions.
 
@@ -78,8 +87,7 @@ def history_windows(games: Games, rows: np.ndarray) -> np.ndarray:
     """
     earlier = np.asarray(rows)[:, None] - np.arange(WINDOW_LENGTH)
     before_start = earlier < games.starts[rows][:, None]
-    # Positions as opaque 69-byte records, so numpy copies each whole (several times faster than value by value).
-    records = np.ascontiguousarray(games.positions, dtype=np.int8).view(np.dtype((np.void, SEQUENCE_LENGTH)))[:, 0]
+    records = token_records(np.ascontiguousarray(games.positions, dtype=np.int8))
     windows = records[np.where(before_start, 0, earlier)].view(np.int8).reshape(*earlier.shape, SEQUENCE_LENGTH)
     windows[before_start] = MASK
     return windows

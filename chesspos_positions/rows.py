@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from .encoding import SEQUENCE_LENGTH, board_to_token_sequence
 from .games import ParsedGame, game_id, starting_board
-from .history import WINDOW_LENGTH, Games, fens, game_clocks, history_rows, history_windows
+from .history import WINDOW_LENGTH, Games, fens, game_clocks, history_rows, history_windows, token_records
 from .sampling import parse_rating
 
 #: What rows hold: the position alone, or also its history and metadata.
@@ -110,10 +110,7 @@ def _take_fixed_lists(column: pa.ChunkedArray, indices: np.ndarray) -> np.ndarra
         raise IndexError(f"row indices must lie in [0, {len(column)}), got {indices.min()}..{indices.max()}")
     size = column.type.list_size
     values = np.empty((len(indices), size), dtype=np.int8)
-    # Rows as opaque records of ``size`` bytes: numpy then copies each row
-    # whole, where it gathers an (n, size) int8 array value by value (7 times slower).
-    record = np.dtype((np.void, size))
-    records = values.view(record)[:, 0]
+    records = token_records(values)
     starts = np.cumsum([0, *(len(chunk) for chunk in column.chunks)])
     # The indices grouped by the chunk holding them, in one sort: testing every
     # index against every chunk would cost len(indices) per chunk, and a
@@ -124,7 +121,7 @@ def _take_fixed_lists(column: pa.ChunkedArray, indices: np.ndarray) -> np.ndarra
     for number, chunk in enumerate(column.chunks):
         here = order[bounds[number] : bounds[number + 1]]
         if len(here):
-            records[here] = fixed_lists_to_numpy(chunk, (size,)).view(record)[indices[here] - starts[number], 0]
+            records[here] = token_records(fixed_lists_to_numpy(chunk, (size,)))[indices[here] - starts[number]]
     return values
 
 
