@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 import zstandard
@@ -22,7 +23,7 @@ from chesspos_positions.configs import CONFIGS
 from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
-from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan
+from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan, read_rows
 from chesspos_positions.units import plan_work, read_chunks
 from pgn_fixtures import legal_games, write_pgn
 
@@ -170,6 +171,27 @@ def test_a_shard_written_from_another_thread_has_the_same_bytes(inputs: Path, tm
     with ThreadPoolExecutor(1) as pool:
         pool.submit(write_shard, rows, DEFAULT, tmp_path / "thread", path).result()
     assert digests(tmp_path / "thread") == digests(tmp_path / "main") and len(digests(tmp_path / "main")) == 1
+
+
+def test_unit_files_are_compressed_and_read_back_by_row_range(inputs: Path, tmp_path: Path) -> None:
+    urls = tuple(sorted(str(p) for p in inputs.iterdir()))
+    job = Job(urls, Sampling.from_mode("all"), 5, 0.9, 1, 10**6, 10**6, kind="history")
+    folder = WorkFolder(tmp_path)
+    for item in job.work_items():
+        encode_item(job, item, folder)
+    path = folder.unit(0, 0, "train.arrow")
+    rows = pa.ipc.open_file(path).read_all()
+    assert rows.num_rows > 1000
+    assert path.stat().st_size < rows.nbytes / 4  # the token rows compress; raw, the file would be their bytes
+
+    # A file of several record batches, as a unit of several pieces of games is: every row range reads back.
+    pieces = tmp_path / "pieces.arrow"
+    with pa.ipc.new_file(pieces, rows.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        for start in range(0, rows.num_rows, 300):
+            writer.write_table(rows.slice(start, 300))
+    for start, stop in [(0, rows.num_rows), (0, 0), (0, 1), (299, 301), (300, 600), (450, rows.num_rows),
+                        (rows.num_rows - 1, rows.num_rows), (rows.num_rows, rows.num_rows), (17, 1234)]:
+        assert read_rows(pieces, start, stop).equals(rows.slice(start, stop - start)), (start, stop)
 
 
 def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Path, sequential, tmp_path: Path) -> None:
