@@ -14,18 +14,24 @@ datatrove keeps, per stage, under ``WORKDIR/logs/STAGE/``: one log per task
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final, Literal, get_args
 
 import multiprocess
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.pipeline.base import PipelineStep
+
+logger = logging.getLogger(__name__)
 
 ExecutorKind = Literal["local", "slurm", "ray"]
 EXECUTORS: Final = get_args(ExecutorKind)
@@ -129,19 +135,108 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
 def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range) -> None:
     """Run ``executor``; raise :class:`StagesError` unless all of ``ranks`` completed."""
     try:
-        executor.run()
+        with _WorkerWatch(executor):
+            executor.run()
+    except WorkerDied as error:
+        _stop_children()  # the unwinding was cut short: the pool and the manager may live on
+        if executor.get_incomplete_ranks(ranks):
+            raise _incomplete(stage, executor, settings, ranks, error) from error
+        # Every task had finished: only the stage's merged stats were not written.
+        logger.warning("%s; every task of stage %r had finished", error, stage.name)
     except Exception as error:  # a task's own error: reported with the stage, its logs and how to resume
         raise _incomplete(stage, executor, settings, ranks, error) from error
     except BaseException:
         # An interrupt may land while datatrove starts its multiprocess manager,
         # before the manager is set to be shut down: the interpreter would then
         # wait for it forever at exit.
-        for child in multiprocess.active_children():
-            child.terminate()
-            child.join()
+        _stop_children()
         raise
     if executor.get_incomplete_ranks(ranks):
         raise _incomplete(stage, executor, settings, ranks)
+
+
+def _stop_children() -> None:
+    for child in multiprocess.active_children():
+        child.terminate()
+        child.join()
+
+
+class WorkerDied(RuntimeError):
+    """A local worker process ended in the middle of a stage (killed, or crashed)."""
+
+
+class _WorkerWatch:
+    """Within the block, raise :class:`WorkerDied` in this thread when a worker of a local multi-process run dies.
+
+    datatrove's local executor runs its tasks on a process pool, which replaces
+    a worker that was killed (by the kernel's out-of-memory killer, say) but
+    never hears of the task it was running, nor gets back a lock the worker
+    held: the run, or the pool's own shutdown, would wait for ever. A watcher
+    thread notices a worker that ended other than by SIGTERM (how a pool stops
+    its workers, also on Ctrl-C), or was replaced, and from then on interrupts
+    this thread with SIGUSR1 every :data:`_NUDGE_SECONDS` until the block ends.
+    The handler raises, even in a blocked lock wait, so each wait the
+    unwinding meets is cut short too. Only the main thread takes signals, so
+    elsewhere the run goes unwatched; a SIGUSR1 handler of the caller's is
+    set aside for the block.
+    """
+
+    def __init__(self, executor: PipelineExecutor) -> None:
+        self.executor = executor
+        self.active = (isinstance(executor, LocalPipelineExecutor) and executor.workers > 1
+                       and threading.current_thread() is threading.main_thread())
+        self.stop = threading.Event()
+        self.reason: str | None = None
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.previous = signal.signal(signal.SIGUSR1, self._interrupt)
+            self.watcher = threading.Thread(target=self._watch, name="chesspos-worker-watch", daemon=True)
+            self.watcher.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            self.stop.set()
+            self.watcher.join()
+            # None: the handler was not installed from Python; the default stands in.
+            signal.signal(signal.SIGUSR1, signal.SIG_DFL if self.previous is None else self.previous)
+
+    def _watch(self) -> None:
+        children: dict[int, Any] = {}  # every process of the run, by pid, dead ones included
+        main = threading.main_thread().ident
+        assert main is not None
+        while self.reason is None and not self.stop.wait(_WATCH_SECONDS):
+            children.update((child.pid, child) for child in multiprocess.active_children())
+            self.reason = _death(list(children.values()), self.executor.workers)
+        while not self.stop.is_set():
+            signal.pthread_kill(main, signal.SIGUSR1)
+            self.stop.wait(_NUDGE_SECONDS)
+
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        # Not while the block ends: __exit__ must stop the watcher.
+        if self.stop.is_set() or (frame is not None and frame.f_code is _WorkerWatch.__exit__.__code__):
+            return
+        raise WorkerDied(self.reason)
+
+
+def _death(children: list[Any], workers: int) -> str | None:
+    """Why a run whose processes are ``children`` (``workers`` pool workers and datatrove's manager) lost one, if it did."""
+    for child in children:
+        code = child.exitcode
+        if code not in (None, 0, -signal.SIGTERM):
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            return f"process {child.pid} of the local run died ({how}; out of memory?)"
+    # A worker that died between two looks is known by its replacement, since a
+    # pool replaces only dead workers.
+    if len(children) > workers + 1:
+        return "a worker process died and was replaced"
+    return None
+
+
+#: How often the watcher looks at the local workers: a look costs a wait() per process.
+_WATCH_SECONDS: Final = 0.05
+#: How often the watcher interrupts the main thread once a worker died.
+_NUDGE_SECONDS: Final = 0.2
 
 
 def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:

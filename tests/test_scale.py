@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -227,6 +231,91 @@ def test_killed_build_resumes_to_the_same_shards(inputs: Path, sequential, tmp_p
             "--output-dir", str(tmp_path / "out"), "--num-proc", "2")
     assert finished and all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # not encoded again
     assert digests(tmp_path / "out") == sequential[0]
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid``, oldest first (by start time, then pid; from /proc/PID/stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # fields[0] is the state, field 3 of stat
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append((int(fields[19]), int(stat.parent.name)))
+    return [child for _, child in sorted(found)]
+
+
+class StalledInput:
+    """A .pgn.zst file served over HTTP whose reads wait, once :attr:`armed`, until :attr:`release` is set.
+
+    Compressed, so that it is read from its start: this server ignores byte ranges.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        text = write_pgn(folder / "z.pgn", legal_games(seed=33, n=10)).read_bytes()
+        (folder / "z.pgn.zst").write_bytes(zstandard.ZstdCompressor().compress(text))
+        self.armed, self.began, self.release = threading.Event(), threading.Event(), threading.Event()
+        outer = self
+
+        class Stalling(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if outer.armed.is_set():
+                    outer.began.set()
+                    outer.release.wait(120)
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Stalling, directory=str(folder)))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/z.pgn.zst"
+
+
+@pytest.fixture
+def stalled_input(tmp_path: Path) -> Iterator[StalledInput]:
+    folder = tmp_path / "www"
+    folder.mkdir()
+    served = StalledInput(folder)
+    try:
+        yield served
+    finally:
+        served.release.set()
+        served.server.shutdown()
+        served.server.server_close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_killed_worker_stops_the_build_which_a_rerun_finishes(inputs: Path, stalled_input: StalledInput,
+                                                               tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    options = [*OPTIONS, "--unit-bytes", "700", "--data-path", str(inputs), stalled_input.url, "--num-proc", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder.publish", "--dry-run", *options, "--workdir", str(work), "--output-dir",
+         str(tmp_path / "out")],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Once the Encode stage runs (the command itself reads the served file before), reads wait.
+    # The batches need that file (the local inputs do not fill them): a task comes to wait on it.
+    deadline = time.monotonic() + 120
+    while not (work / "logs" / "encode").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stalled_input.armed.set()
+    assert stalled_input.began.wait(120), "no task read the served input"
+    # Kill the pool's workers, as the out-of-memory killer would; the oldest child is datatrove's manager.
+    for worker in children(process.pid)[1:]:
+        os.kill(worker, signal.SIGKILL)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the build waited for ever for the killed workers' task")
+    assert process.returncode == 2, stderr
+    assert "of the local run died (killed by SIGKILL" in stderr and f"--workdir {work} to resume" in stderr, stderr[-2000:]
+    stalled_input.release.set()
+    publish(*options, "--workdir", str(work), "--output-dir", str(tmp_path / "out"))
+    publish(*options, "--output-dir", str(tmp_path / "fresh"))
+    assert digests(tmp_path / "out") == digests(tmp_path / "fresh")
 
 
 def slurm_env(tmp_path: Path) -> dict[str, str]:
