@@ -197,6 +197,7 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
     times = StageTimes()
     pieces: list[dict[str, object]] = []
     writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
+    batch_rows: dict[str, list[int]] = {split: [] for split in SPLITS}  # per split, each record batch's rows
     paths = {split: folder.unit(chunk.file, chunk.index, f"{split}.arrow") for split in SPLITS}
     paths["train"].parent.mkdir(parents=True, exist_ok=True)
     games = chunk.games()
@@ -210,7 +211,9 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
                 table = getattr(result, split)
                 if split not in writers:
                     writers[split] = pa.ipc.new_file(_partial(paths[split]), table.schema, options=_UNIT_IPC)
-                writers[split].write_table(table, max_chunksize=_UNIT_BATCH_ROWS)
+                for batch in table.to_batches(max_chunksize=_UNIT_BATCH_ROWS):
+                    writers[split].write_batch(batch)
+                    batch_rows[split].append(batch.num_rows)
     finally:
         for writer in writers.values():
             writer.close()
@@ -218,7 +221,8 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
         logger.info("game numbers and lines of skipped games above count from byte %d of %s", chunk.start, chunk.url)
     for split in SPLITS:
         os.replace(_partial(paths[split]), paths[split])
-    write_json(folder.unit(chunk.file, chunk.index, "json"), {"pieces": pieces, "seconds": dict(times.seconds)})
+    write_json(folder.unit(chunk.file, chunk.index, "json"),
+               {"pieces": pieces, "batch_rows": batch_rows, "seconds": dict(times.seconds)})
 
 
 def _partial(path: Path) -> Path:
@@ -265,13 +269,14 @@ def source_digests(job: Job, folder: WorkFolder, plan: Plan) -> list[tuple[str |
 
 
 #: Unit files are Arrow IPC files with LZ4-compressed buffers. Token rows
-#: repeat a lot, so they take a tenth of their bytes on disk (the ``history``
-#: rows of the shared Lichess games: 396 MB raw, 42 MB), for about 0.2 µs per
-#: row to read back and none to write (less is written). Raw, a month of
+#: repeat a lot: on the five shared Lichess ``.pgn`` files with ``--sampling
+#: all``, ``history`` rows take 396 MB raw and 42 MB so (89 bytes per
+#: position), ``default`` rows a quarter of their bytes (17 per position). The
+#: cost is about 0.1 µs per row to write and 0.2 to read back. Raw, a month of
 #: Lichess games with ``--sampling all`` would leave terabytes of work files.
 _UNIT_IPC: Final = pa.ipc.IpcWriteOptions(compression="lz4")
 #: Rows per record batch of a unit file: a record batch is decompressed whole,
-#: so a slice of a unit holds at most this many rows besides its own.
+#: so a slice of a unit holds at most twice this many rows besides its own.
 _UNIT_BATCH_ROWS: Final = 8192
 
 
@@ -280,19 +285,24 @@ def unit_schema(path: Path) -> pa.Schema:
     return pa.ipc.open_file(pa.memory_map(str(path))).schema
 
 
-def read_rows(path: Path, start: int, stop: int) -> pa.Table:
+def read_rows(path: Path, start: int, stop: int, batch_rows: list[int] | None = None) -> pa.Table:
     """Rows ``[start, stop)`` of a unit's rows file.
 
-    The file holds a record batch or more per piece of games (see
-    :func:`encode_chunk`). Those before ``stop`` are decompressed (a record
-    batch tells its rows only once read), and only their rows in
-    ``[start, stop)`` are kept: a batch holds its own rows, not whole units.
+    Only the record batches that hold some of those rows are decompressed,
+    and only those rows are kept: a batch of the build holds its own rows,
+    not whole units. ``batch_rows``, the rows of each record batch (recorded
+    with the unit's counts), finds them without reading the others; without
+    it (a work folder from before it was recorded), the record batches
+    before ``start`` are read to count their rows.
     """
     reader = pa.ipc.open_file(pa.memory_map(str(path)))
     kept, offset = [], 0
     for index in range(reader.num_record_batches):
         if offset >= stop:
             break
+        if batch_rows is not None and offset + batch_rows[index] <= start:
+            offset += batch_rows[index]
+            continue
         batch = reader.get_batch(index)
         if offset + batch.num_rows > start:
             first = max(start - offset, 0)
@@ -478,7 +488,8 @@ def assemble_batch(job: Job, folder: WorkFolder, planned: PlannedBatch) -> Batch
     rows = {}
     for split_id, split in enumerate(SPLITS):
         schema = unit_schema(folder.unit(0, 0, f"{split}.arrow"))
-        parts = [read_rows(folder.unit(file, chunk, f"{split}.arrow"), start, stop)
+        parts = [read_rows(folder.unit(file, chunk, f"{split}.arrow"), start, stop,
+                           read_json(folder.unit(file, chunk, "json")).get("batch_rows", {}).get(split))
                  for file, chunk, start, stop in planned.slices[split]]
         rows[split] = shuffle_rows(rows_.concat(parts, schema), job.seed, planned.index, split_id)
         del parts

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import itertools
 import os
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from chesspos_positions.configs import CONFIGS
 from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
-from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan, read_rows
+from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan, read_json, read_rows
 from chesspos_positions.units import plan_work, read_chunks
 from pgn_fixtures import legal_games, write_pgn
 
@@ -188,14 +189,24 @@ def test_unit_files_are_compressed_and_read_back_by_row_range(inputs: Path, tmp_
     assert rows.num_rows > 1000
     assert path.stat().st_size < rows.nbytes / 4  # the token rows compress; raw, the file would be their bytes
 
-    # A file of several record batches, as a unit of several pieces of games is: every row range reads back.
+    recorded = read_json(folder.unit(0, 0, "json"))["batch_rows"]["train"]
+    assert sum(recorded) == rows.num_rows and len(recorded) == pa.ipc.open_file(path).num_record_batches
+
+    # Record batches of several sizes, empty ones included: every row range reads back, with the
+    # recorded record batch sizes and without them (work folders from before they were recorded).
+    sizes = [300, 0, 300, 1, 299, 0, rows.num_rows - 900]
     pieces = tmp_path / "pieces.arrow"
     with pa.ipc.new_file(pieces, rows.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-        for start in range(0, rows.num_rows, 300):
-            writer.write_table(rows.slice(start, 300))
-    for start, stop in [(0, rows.num_rows), (0, 0), (0, 1), (299, 301), (300, 600), (450, rows.num_rows),
+        for start, size in zip(itertools.accumulate([0, *sizes]), sizes):
+            writer.write_batch(rows.slice(start, size).combine_chunks().to_batches()[0] if size else
+                               pa.RecordBatch.from_pylist([], rows.schema))
+    for start, stop in [(0, rows.num_rows), (0, 0), (0, 1), (299, 301), (300, 600), (600, 601), (450, rows.num_rows),
                         (rows.num_rows - 1, rows.num_rows), (rows.num_rows, rows.num_rows), (17, 1234)]:
-        assert read_rows(pieces, start, stop).equals(rows.slice(start, stop - start)), (start, stop)
+        for batch_rows in (sizes, None):
+            assert read_rows(pieces, start, stop, batch_rows).equals(rows.slice(start, stop - start)), (start, stop)
+    empty = tmp_path / "empty.arrow"
+    pa.ipc.new_file(empty, rows.schema).close()
+    assert read_rows(empty, 0, 0, []).equals(rows.slice(0, 0))
 
 
 def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Path, sequential, tmp_path: Path) -> None:
