@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any, Final, Literal, get_args
 
 import multiprocess
+from multiprocess.context import ForkServerProcess
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.pipeline.base import PipelineStep
@@ -139,6 +140,8 @@ def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSet
             executor.run()
     except WorkerDied as error:
         _stop_children()  # the unwinding was cut short: the pool and the manager may live on
+        if interrupt := _interrupt_behind(error):
+            raise interrupt from None
         if executor.get_incomplete_ranks(ranks):
             raise _incomplete(stage, executor, settings, ranks, error) from error
         # Every task had finished: only the stage's merged stats were not written.
@@ -158,7 +161,22 @@ def _run_checked(stage: Stage, executor: PipelineExecutor, settings: ExecutorSet
 def _stop_children() -> None:
     for child in multiprocess.active_children():
         child.terminate()
-        child.join()
+        child.join(_STOP_SECONDS)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+def _interrupt_behind(error: BaseException) -> BaseException | None:
+    """The interrupt (Ctrl-C, SIGTERM) that ``error`` was raised while handling, if any.
+
+    Outside the command, Ctrl-C also stops the workers (with exit code 1),
+    so the watcher may report them dead while the interrupt unwinds, or first.
+    """
+    cause = error.__context__
+    while cause is not None and isinstance(cause, Exception):
+        cause = cause.__context__
+    return cause
 
 
 class WorkerDied(RuntimeError):
@@ -173,10 +191,11 @@ class _WorkerWatch:
     never hears of the task it was running, nor gets back a lock the worker
     held: the run, or the pool's own shutdown, would wait for ever. A watcher
     thread notices a worker that ended other than by SIGTERM (how a pool stops
-    its workers, also on Ctrl-C), or was replaced, and from then on interrupts
-    this thread with SIGUSR1 every :data:`_NUDGE_SECONDS` until the block ends.
-    The handler raises, even in a blocked lock wait, so each wait the
-    unwinding meets is cut short too. Only the main thread takes signals, so
+    its workers), or was replaced, and from then on interrupts this thread
+    with SIGUSR1 every :data:`_NUDGE_SECONDS` until the block ends. The
+    handler raises, even in a blocked lock wait, so each wait the unwinding
+    meets is cut short too; it raises only between the end of ``__enter__``
+    and the start of ``__exit__``. Only the main thread takes signals, so
     elsewhere the run goes unwatched; a SIGUSR1 handler of the caller's is
     set aside for the block.
     """
@@ -186,16 +205,20 @@ class _WorkerWatch:
         self.active = (isinstance(executor, LocalPipelineExecutor) and executor.workers > 1
                        and threading.current_thread() is threading.main_thread())
         self.stop = threading.Event()
+        self.inside = False
         self.reason: str | None = None
 
     def __enter__(self) -> None:
         if self.active:
+            self.earlier = {child.pid for child in multiprocess.active_children()}  # not the run's processes
             self.previous = signal.signal(signal.SIGUSR1, self._interrupt)
             self.watcher = threading.Thread(target=self._watch, name="chesspos-worker-watch", daemon=True)
             self.watcher.start()
+            self.inside = True
 
     def __exit__(self, *exc: object) -> None:
         if self.active:
+            self.inside = False
             self.stop.set()
             self.watcher.join()
             # None: the handler was not installed from Python; the default stands in.
@@ -206,26 +229,31 @@ class _WorkerWatch:
         main = threading.main_thread().ident
         assert main is not None
         while self.reason is None and not self.stop.wait(_WATCH_SECONDS):
-            children.update((child.pid, child) for child in multiprocess.active_children())
+            children.update((child.pid, child) for child in multiprocess.active_children()
+                            if child.pid not in self.earlier)
             self.reason = _death(list(children.values()), self.executor.workers)
         while not self.stop.is_set():
             signal.pthread_kill(main, signal.SIGUSR1)
             self.stop.wait(_NUDGE_SECONDS)
 
     def _interrupt(self, signum: int, frame: FrameType | None) -> None:
-        # Not while the block ends: __exit__ must stop the watcher.
-        if self.stop.is_set() or (frame is not None and frame.f_code is _WorkerWatch.__exit__.__code__):
-            return
-        raise WorkerDied(self.reason)
+        if self.inside:
+            raise WorkerDied(self.reason)
 
 
 def _death(children: list[Any], workers: int) -> str | None:
     """Why a run whose processes are ``children`` (``workers`` pool workers and datatrove's manager) lost one, if it did."""
     for child in children:
         code = child.exitcode
-        if code not in (None, 0, -signal.SIGTERM):
+        # A forkserver child's status is read from a pipe: of two threads asking at
+        # once, one reads 255. A real death is still seen by the replacement.
+        if code in (None, 0, -signal.SIGTERM) or (code == 255 and isinstance(child, ForkServerProcess)):
+            continue
+        try:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            return f"process {child.pid} of the local run died ({how}; out of memory?)"
+        except ValueError:  # a real-time signal has no name
+            how = f"killed by signal {-code}"
+        return f"process {child.pid} of the local run died ({how}; out of memory?)"
     # A worker that died between two looks is known by its replacement, since a
     # pool replaces only dead workers.
     if len(children) > workers + 1:
@@ -237,6 +265,8 @@ def _death(children: list[Any], workers: int) -> str | None:
 _WATCH_SECONDS: Final = 0.05
 #: How often the watcher interrupts the main thread once a worker died.
 _NUDGE_SECONDS: Final = 0.2
+#: How long a process stopped after a worker's death has to end before it is killed.
+_STOP_SECONDS: Final = 5
 
 
 def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
@@ -25,6 +26,7 @@ import zstandard
 from builder.shards import shard_path, write_shard
 from chesspos_positions import ChessposPositions, Summary, sources
 from chesspos_positions.configs import CONFIGS
+from chesspos_positions.executors import _death
 from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
@@ -295,6 +297,19 @@ def stalled_input(tmp_path: Path) -> Iterator[StalledInput]:
         served.release.set()
         served.server.shutdown()
         served.server.server_close()
+
+
+def test_a_dead_worker_is_told_from_a_pool_that_ends() -> None:
+    def run(*codes: int | None) -> list[SimpleNamespace]:
+        return [SimpleNamespace(pid=100 + i, exitcode=code) for i, code in enumerate(codes)]
+
+    # The manager and two workers: running, then ended as a pool ends them.
+    assert _death(run(None, None, None), workers=2) is None
+    assert _death(run(0, -signal.SIGTERM, -signal.SIGTERM), workers=2) is None
+    assert "101 of the local run died (killed by SIGKILL" in _death(run(None, -signal.SIGKILL, None), workers=2)
+    assert "(exit code 1;" in _death(run(None, None, 1), workers=2)
+    assert "(killed by signal 40;" in _death(run(None, -40, None), workers=2)  # a real-time signal
+    assert "replaced" in _death(run(None, None, None, None), workers=2)  # one died unseen
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
