@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """How a publish run ends: one ``error:`` line and a documented exit code, never a traceback.
 
-Exit codes: 0 ok; 1 a runtime failure (network, Hub, disk); 2 a usage or
+Exit codes: 0 ok; 1 a runtime failure (network, Hub, disk, failed tasks); 2 a usage or
 input error (options, config file, data paths, input files, output
 folder); 130 interrupted (Ctrl-C, SIGINT); 143 terminated (SIGTERM).
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from huggingface_hub import constants
 from huggingface_hub.errors import HfHubHTTPError
 
+from chesspos_positions.executors import StagesError
 from chesspos_positions.games import SKIP_REASONS, Summary
 from chesspos_positions.sources import InputError, InputUnreachable
 
@@ -29,7 +30,7 @@ INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 #: For ``--help`` and the README.
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 runtime failure (network, Hub, disk); 2 usage or input error "
+    "Exit codes: 0 ok; 1 runtime failure (network, Hub, disk, failed tasks); 2 usage or input error "
     "(options, config file, data paths, input files, output folder); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
@@ -37,7 +38,7 @@ EXIT_CODES_HELP = (
 _FILTERS = ("elo_filtered", "time_control_filtered")
 
 #: What ends a run with one line instead of a traceback.
-_EXPECTED = (KeyboardInterrupt, Terminated, OSError, OptionsError, PublishError, TransportError)
+_EXPECTED = (KeyboardInterrupt, Terminated, OSError, OptionsError, PublishError, TransportError, StagesError)
 
 
 def exit_code(error: BaseException) -> int:

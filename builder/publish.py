@@ -31,7 +31,7 @@ from huggingface_hub import DatasetCard, HfApi
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
 from chesspos_positions.configs import CONFIGS
-from chesspos_positions.executors import StagesError, StagesPending
+from chesspos_positions.executors import ExecutorSetupError, StagesPending
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import SPLITS
 from chesspos_positions.sources import glob_like, resolve_paths
@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except StagesPending as pending:  # Slurm jobs submitted with --no-wait: not a failure
             print(str(pending))
             return 0
-        except (WorkFolderError, StagesError) as error:
+        except (WorkFolderError, ExecutorSetupError) as error:  # a usage error; failed tasks are runtime failures
             raise PublishError(str(error)) from error
 
     return failures.run_reported(work)

@@ -59,6 +59,10 @@ class StagesError(RuntimeError):
     """Some tasks of a stage did not finish; the message says where the logs are and how to resume."""
 
 
+class ExecutorSetupError(StagesError):
+    """The executor cannot run as asked: a missing extra or command, or a wrong ``slurm:`` option."""
+
+
 class StagesPending(Exception):
     """Slurm jobs were submitted (``--no-wait``) or are still queued: rerun the same command later."""
 
@@ -306,7 +310,7 @@ def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecuto
             import ray
             from datatrove.executor import RayPipelineExecutor
         except ImportError as error:
-            raise StagesError("--executor ray needs Ray: pip install 'chesspos-positions[ray]'") from error
+            raise ExecutorSetupError("--executor ray needs Ray: pip install 'chesspos-positions[ray]'") from error
         if not ray.is_initialized():
             ray.init(address=settings.ray_address)
         return RayPipelineExecutor(**common)
@@ -318,10 +322,10 @@ def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecuto
 def _slurm_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = set(options) - set(SLURM_KEYS)
     if unknown:
-        raise StagesError(f"unknown slurm option(s) {', '.join(sorted(unknown))}; valid: {', '.join(SLURM_KEYS)}")
+        raise ExecutorSetupError(f"unknown slurm option(s) {', '.join(sorted(unknown))}; valid: {', '.join(SLURM_KEYS)}")
     missing = {"partition", "time"} - set(options)
     if missing:
-        raise StagesError(f"the slurm: section needs {' and '.join(sorted(missing))}")
+        raise ExecutorSetupError(f"the slurm: section needs {' and '.join(sorted(missing))}")
     return dict(options)
 
 
@@ -362,7 +366,7 @@ def _queued(job_ids: list[str]) -> list[str]:
         try:
             result = subprocess.run(["squeue", *args], capture_output=True, text=True, check=False)
         except FileNotFoundError as error:
-            raise StagesError("waiting for Slurm jobs needs squeue on PATH; or pass --no-wait and rerun later") from error
+            raise ExecutorSetupError("waiting for Slurm jobs needs squeue on PATH; or pass --no-wait and rerun later") from error
         if result.returncode == 0:
             return sorted({word.split("_")[0] for word in result.stdout.split()} & set(job_ids))
     return []

@@ -336,7 +336,7 @@ def test_killed_worker_stops_the_build_which_a_rerun_finishes(inputs: Path, stal
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("the build waited for ever for the killed workers' task")
-    assert process.returncode == 2, stderr
+    assert process.returncode == 1, stderr  # a runtime failure: rerunning is the fix
     assert "of the local run died (killed by SIGKILL" in stderr and f"--workdir {work} to resume" in stderr, stderr[-2000:]
     stalled_input.release.set()
     publish(*options, "--workdir", str(work), "--output-dir", str(tmp_path / "out"))
@@ -392,12 +392,22 @@ def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tm
     (work / "units" / "00001").write_text("in the way")  # the second file's units cannot be written: its tasks fail
     result = publish(*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(inputs),
                      "--workdir", str(work), "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path), check=False)
-    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.returncode == 1, result.stderr[-2000:]
     assert "stage 'encode':" in result.stderr and "did not finish" in result.stderr
     assert f"--workdir {work.resolve()}" in result.stderr
     # The stages queued after it were cancelled: nothing waits forever on a dependency that cannot be met.
     states = [p.read_text() for p in sorted((tmp_path / "slurm" / "jobs").iterdir())]
     assert "FAILED" in states and "PENDING" not in states and "RUNNING" not in states
+
+
+def test_a_wrong_slurm_option_is_a_usage_error(inputs: Path, tmp_path: Path) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00", "qos": "x"}}))
+    result = publish(*OPTIONS, "--config", str(config), "--data-path", str(inputs), "--workdir", str(tmp_path / "work"),
+                     "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path), check=False)
+    assert result.returncode == 2, result.stderr[-2000:]  # fix the config, unlike failed tasks (exit code 1)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(config) in errors[0] and "'qos'" in errors[0], errors
 
 
 def truncated_slurm_build(inputs: Path, tmp_path: Path, *extra: str) -> tuple[list[str], Path]:
