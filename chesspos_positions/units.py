@@ -109,7 +109,8 @@ def read_chunks(item: WorkItem, unit_bytes: int = UNIT_BYTES) -> Iterator[Chunk]
     other parts without their text, so the last one tells the chunk count.
 
     Raises:
-        InputError: if the file is unreadable, truncated or corrupt (names it).
+        InputError: if the file is unreadable, truncated or corrupt, or a
+            plain file cut into several units is served without byte ranges (names it).
         InputUnreachable: if a remote file cannot be reached.
     """
     if item.parts == 0:
@@ -119,6 +120,14 @@ def read_chunks(item: WorkItem, unit_bytes: int = UNIT_BYTES) -> Iterator[Chunk]
             raise
         except OSError as error:
             raise input_failure(item.url, error) from error
+        except ValueError as error:
+            if "range requests" not in str(error):  # fsspec's HTTP file, when the server ignores Range
+                raise
+            raise InputError(
+                f"input {item.url!r} is served without byte ranges, which reading a plain PGN file in units of "
+                "--unit-bytes needs: download it, serve it compressed (.pgn.zst), or pass a larger --unit-bytes "
+                "than its size"
+            ) from error
     else:
         yield from _compressed_chunks(item, unit_bytes)
 

@@ -201,6 +201,18 @@ def test_http_input_works(hub: Hub, games: Path, web: tuple[str, Path], tmp_path
         assert f"{base}/{name}" in (out / "README.md").read_text()
 
 
+def test_plain_http_input_without_byte_ranges_is_one_line(hub: Hub, games: Path, web: tuple[str, Path],
+                                                           tmp_path: Path) -> None:
+    base, folder = web  # http.server ignores Range headers
+    shutil.copy(games, folder / "games.pgn")
+    assert games.stat().st_size > 2000
+    url = f"{base}/games.pgn"
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(url, batches=1),
+                     "--unit-bytes", "1000", check=False)
+    assert "served without byte ranges" in assert_one_error_line(result, 2, url)
+    assert not (tmp_path / "out").exists()
+
+
 def test_hf_input_works(hub: Hub, games: Path, tmp_path: Path) -> None:
     api = HfApi(endpoint=hub.url, token=TOKEN)
     api.create_repo("user/raw-games", repo_type="dataset")
