@@ -9,10 +9,8 @@ traceback), and that nothing was written or pushed.
 from __future__ import annotations
 
 import bz2
-import functools
 import gzip
 import hashlib
-import http.server
 import os
 import random
 import shutil
@@ -20,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +33,7 @@ from builder.shards import Shard
 from conftest import TOKEN, Hub
 from pgn_fixtures import bad_input_text, legal_games, random_game, write_pgn
 from test_publish import REPO_ROOT, common_args, publish, publish_held_after_one_batch
+from web_folder import serve_folder
 
 SHARED_DUMP = REPO_ROOT.parent / "shared" / "data" / "lichess" / "lichess_dump_2021-10_999.pgn.zst"
 
@@ -74,16 +72,8 @@ def web(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A plain local HTTP server on 127.0.0.1, serving a folder: (base URL, folder)."""
     folder = tmp_path / "www"
     folder.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", folder
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(folder) as base:
+        yield base, folder
 
 
 # ---------------------------------------------------------------------------------- 1. truncated input

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import itertools
 import os
 import signal
@@ -15,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,6 +32,7 @@ from chesspos_positions.sources import iter_raw_games
 from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan, read_json, read_rows
 from chesspos_positions.units import plan_work, read_chunks
 from pgn_fixtures import legal_games, write_pgn
+from web_folder import QuietHandler, serve_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = CONFIGS["default"]
@@ -259,44 +259,39 @@ def children(pid: int) -> list[int]:
     return [child for _, child in sorted(found)]
 
 
+@dataclass
 class StalledInput:
     """A .pgn.zst file served over HTTP whose reads wait, once :attr:`armed`, until :attr:`release` is set.
 
-    Compressed, so that it is read from its start: this server ignores byte ranges.
+    Compressed, so that it is read from its start: the server ignores byte ranges.
     """
 
-    def __init__(self, folder: Path) -> None:
-        text = write_pgn(folder / "z.pgn", legal_games(seed=33, n=10)).read_bytes()
-        (folder / "z.pgn.zst").write_bytes(zstandard.ZstdCompressor().compress(text))
-        self.armed, self.began, self.release = threading.Event(), threading.Event(), threading.Event()
-        outer = self
-
-        class Stalling(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if outer.armed.is_set():
-                    outer.began.set()
-                    outer.release.wait(120)
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Stalling, directory=str(folder)))
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/z.pgn.zst"
+    url: str
+    armed: threading.Event
+    began: threading.Event
+    release: threading.Event
 
 
 @pytest.fixture
 def stalled_input(tmp_path: Path) -> Iterator[StalledInput]:
     folder = tmp_path / "www"
     folder.mkdir()
-    served = StalledInput(folder)
-    try:
-        yield served
-    finally:
-        served.release.set()
-        served.server.shutdown()
-        served.server.server_close()
+    text = write_pgn(folder / "z.pgn", legal_games(seed=33, n=10)).read_bytes()
+    (folder / "z.pgn.zst").write_bytes(zstandard.ZstdCompressor().compress(text))
+    armed, began, release = threading.Event(), threading.Event(), threading.Event()
+
+    class Stalling(QuietHandler):
+        def do_GET(self) -> None:
+            if armed.is_set():
+                began.set()
+                release.wait(120)
+            super().do_GET()
+
+    with serve_folder(folder, Stalling) as base:
+        try:
+            yield StalledInput(f"{base}/z.pgn.zst", armed, began, release)
+        finally:
+            release.set()  # before the server stops: it waits for its handlers
 
 
 def test_a_dead_worker_is_told_from_a_pool_that_ends() -> None:
