@@ -61,59 +61,147 @@ def split_games(lines: Iterable[str], source: str = "<memory>") -> Iterator[RawG
       missing ``}`` cannot swallow the rest of the file;
     * lines starting with ``%`` (escape) or ``;`` (line comment) are ignored.
     """
-    index = 0
-    tags: list[str] = []
-    names: set[str] = set()
-    movetext: list[str] = []
-    broken: str | None = None
-    start = 0
-    blank_in_tags = False
-    in_comment = False
-    blank_in_comment = False
-
-    def flush() -> RawGame:
-        return RawGame(source, index, start, tuple(tags), tuple(movetext), broken)
-
+    cutter = _Cutter(source)
     for number, line in enumerate(lines, start=1):
-        if not in_comment and line[:1] in ("%", ";"):
+        if (game := cutter.feed(number, line)) is not None:
+            yield game
+    if (game := cutter.finish()) is not None:
+        yield game
+
+
+#: A game from a tag line to the blank line that ends it, in its plainest form
+#: (the form of every game in Lichess' dumps): ``[Name "value"]`` tag lines,
+#: blank lines, then movetext lines, each starting (after spaces and tabs)
+#: with a printable ASCII character other than ``[``, ``%`` and ``;``, holding no ``;`` outside and
+#: no line break inside a ``{ comment }``, and no CR but at its end; then one
+#: blank line. :func:`split_games` reads such a game line by line to exactly
+#: this game, and ends it between games; so :func:`split_text` can cut it
+#: whole. Groups: the tag lines, the movetext lines.
+_PLAIN_GAME = re.compile(
+    r'((?:\[[A-Za-z0-9][A-Za-z0-9_+#=:-]* "[^"\\\r\n]*"\]\r*\n)+)'
+    r"(?:\r*\n)*"
+    r"((?:(?=[ \t]*[!-$&-:<-Z\\-~])[^{;\r\n]*(?:\{[^}\r\n]*\}[^{;\r\n]*)*\r*\n)+)"
+    r"\r*\n"
+)
+
+
+def split_text(text: bytes, source: str = "<memory>") -> Iterator[RawGame]:
+    """:func:`split_games` of the lines of ``text``, as :func:`decode_line` decodes them: the same games, faster.
+
+    Lines are cut at ``\\n`` only. Text that is all UTF-8 is decoded at once,
+    and each game in the plain form of :data:`_PLAIN_GAME` is cut by one
+    regex match instead of line by line (five times faster on Lichess' dumps);
+    the lines of any other game, and all of any other text, go through
+    :func:`split_games`.
+    """
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        lines = text.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        yield from split_games(map(decode_line, lines), source)
+        return
+    cutter = _Cutter(source)
+    pos, number, size = 0, 1, len(decoded)
+    while pos < size:
+        if cutter.between_games() and (match := _PLAIN_GAME.match(decoded, pos)):
+            yield cutter.whole(number, _plain_lines(match[1]), _plain_lines(match[2]))
+            number += match[0].count("\n")
+            pos = match.end()
             continue
+        end = decoded.find("\n", pos)
+        if end < 0:
+            end = size
+        if (game := cutter.feed(number, decoded[pos:end].rstrip("\r"))) is not None:
+            yield game
+        number += 1
+        pos = end + 1
+    if (game := cutter.finish()) is not None:
+        yield game
+
+
+def _plain_lines(block: str) -> tuple[str, ...]:
+    """The lines of a block of whole lines, without their ends (as :func:`decode_line` leaves them)."""
+    lines = block.split("\n")
+    lines.pop()
+    if "\r" in block:
+        return tuple(line.rstrip("\r") for line in lines)
+    return tuple(lines)
+
+
+class _Cutter:
+    """The state of :func:`split_games` between two lines: where the game being read stands."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.index = 0
+        self.tags: list[str] = []
+        self.names: set[str] = set()
+        self.movetext: list[str] = []
+        self.broken: str | None = None
+        self.start = 0
+        self.blank_in_tags = False
+        self.in_comment = False
+        self.blank_in_comment = False
+
+    def between_games(self) -> bool:
+        """Whether no game is being read: the state at the start and after a game ended at a blank line."""
+        return not self.tags and not self.movetext
+
+    def whole(self, start: int, tags: tuple[str, ...], movetext: tuple[str, ...]) -> RawGame:
+        """A game read whole from :meth:`between_games`, starting at line ``start``, that ends at a blank line."""
+        game = RawGame(self.source, self.index, start, tags, movetext)
+        self.index += 1
+        return game
+
+    def feed(self, number: int, line: str) -> RawGame | None:
+        """Read line ``number``; return the game it ends, if any."""
+        if not self.in_comment and line[:1] in ("%", ";"):
+            return None
         stripped = line.strip()
-        if blank_in_comment and stripped.startswith("[") and TAG_LINE.match(stripped):
-            in_comment = False
-        blank_in_comment = False
+        if self.blank_in_comment and stripped.startswith("[") and TAG_LINE.match(stripped):
+            self.in_comment = False
+        self.blank_in_comment = False
         if not stripped:
-            if in_comment:
-                blank_in_comment = True
-                movetext.append(line)
-            elif movetext:
-                yield flush()
-                index += 1
-                tags, names, movetext, broken, blank_in_tags = [], set(), [], None, False
-            elif tags:
-                blank_in_tags = True
-            continue
-        if stripped.startswith("[") and not in_comment:
+            if self.in_comment:
+                self.blank_in_comment = True
+                self.movetext.append(line)
+            elif self.movetext:
+                return self._flush()
+            elif self.tags:
+                self.blank_in_tags = True
+            return None
+        ended = None
+        if stripped.startswith("[") and not self.in_comment:
             match = TAG_LINE.match(stripped)
             name = match.group(1) if match else None
-            if movetext or (blank_in_tags and name in names):
-                yield flush()
-                index += 1
-                tags, names, movetext, broken = [], set(), [], None
-            if not tags and not movetext:
-                start = number
-            blank_in_tags = False
-            tags.append(stripped)
+            if self.movetext or (self.blank_in_tags and name in self.names):
+                ended = self._flush()
+            if not self.tags and not self.movetext:
+                self.start = number
+            self.blank_in_tags = False
+            self.tags.append(stripped)
             if name is None:
-                broken = broken or f"line {number}: {stripped[:80]!r}"
+                self.broken = self.broken or f"line {number}: {stripped[:80]!r}"
             else:
-                names.add(name)
-            continue
-        if not tags and not movetext:
-            start = number
-        movetext.append(line)
-        in_comment = _ends_in_comment(line, in_comment)
-    if tags or movetext:
-        yield flush()
+                self.names.add(name)
+            return ended
+        if not self.tags and not self.movetext:
+            self.start = number
+        self.movetext.append(line)
+        self.in_comment = _ends_in_comment(line, self.in_comment)
+        return None
+
+    def finish(self) -> RawGame | None:
+        """The game the text ends in, if any."""
+        return self._flush() if self.tags or self.movetext else None
+
+    def _flush(self) -> RawGame:
+        game = RawGame(self.source, self.index, self.start, tuple(self.tags), tuple(self.movetext), self.broken)
+        self.index += 1
+        self.tags, self.names, self.movetext, self.broken, self.blank_in_tags = [], set(), [], None, False
+        return game
 
 
 def _ends_in_comment(line: str, in_comment: bool) -> bool:

@@ -33,7 +33,7 @@ from typing import BinaryIO, Final
 
 import fsspec
 
-from .pgn import TAG_LINE, RawGame, decode_line, split_games
+from .pgn import TAG_LINE, RawGame, decode_line, split_text
 from .sources import InputError, input_failure, iter_blocks
 
 #: Text bytes per work unit: large enough that per-task overhead is small,
@@ -80,7 +80,9 @@ class Chunk:
         """The chunk's games; their ``index`` and ``line`` count from the chunk's start."""
         if self.text is None:
             raise ValueError(f"chunk {self.index} of {self.url} belongs to another part")
-        return split_games(_lines(self.text, self.start == 0), self.url)
+        # A byte-order mark can only open the file, as iter_lines drops it.
+        text = self.text.removeprefix(b"\xef\xbb\xbf") if self.start == 0 else self.text
+        return split_text(text, self.url)
 
 
 def plan_work(urls: list[str], unit_bytes: int = UNIT_BYTES) -> list[WorkItem]:
@@ -237,13 +239,3 @@ def _compressed_chunks(item: WorkItem, unit_bytes: int) -> Iterator[Chunk]:
         keep = min(stop, (index + 1) * unit_bytes - 1)
         del buffer[:keep - base]
         base, start = keep, stop
-
-
-def _lines(text: bytes, at_file_start: bool) -> Iterator[str]:
-    """The decoded lines of ``text``, as :func:`~chesspos_positions.sources.iter_lines` decodes them."""
-    if at_file_start:
-        text = text.removeprefix(b"\xef\xbb\xbf")
-    lines = text.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return map(decode_line, lines)

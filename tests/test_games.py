@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chesspos_positions import Summary, board_to_token_sequence, encode_boards, extract_board, iter_position_records
 from chesspos_positions.games import SKIP_REASONS, start_game, start_games
-from chesspos_positions.pgn import split_games
+from chesspos_positions.pgn import decode_line, split_games, split_text
 from chesspos_positions.sampling import Sampling, first_draws, game_rng
 from pgn_fixtures import BAD_CASES, BAD_FILE_GOOD_MOVES, bad_input_text, legal_games, replay, write_pgn
 
@@ -249,6 +249,47 @@ def test_unclosed_comment_does_not_swallow_later_games(tmp_path: Path) -> None:
     records = list(iter_position_records(path, sampling="all", summary=summary))
     assert summary.games_read == 3
     assert [(r.headers["Event"], r.ply) for r in records] == [("A", 1), ("B", 1), ("B", 2), ("C", 1)]
+
+
+#: Lines for texts that split_text must cut as split_games does: plain games (its fast path), and
+#: around them everything that makes a game not plain: tag sections with blank lines and repeated
+#: names, malformed tags, comments across lines and unclosed, escape and line comments, a ";" in
+#: movetext, leading spaces, CR line ends and CRs inside lines, whitespace-only lines (NBSP too),
+#: non-ASCII text and a line that is not UTF-8.
+_LINES = [
+    b'[Event "a"]', b'[White "b"]', b'[Event "c \\"d\\""]', b' [Event  "e" ] ', b'[Event e]', b"[", b'[Site "x"]\r',
+    b"", b"", b"", b" ", b"\t", b"\r", b"\xc2\xa0",
+    b"1. e4 e5 1-0", b"1. d4 { [%clk 0:01:00] } d5 *", b" 0-1", b"{ opens", b"closes } 2. Nf3", b"1. c4 ; c5 {",
+    b"%escape", b";comment", b"  [Event \"f\"]", b"1. e4\r", b"1. e4 \r e5", b"{ a } { b", b"}", b"1. \xc3\xa9",
+    b"1. e4 \xe9",
+]
+#: Plain games (split_text cuts them whole), to mix with the lines above.
+_PLAIN = [
+    b'[Event "a"]\n[White "b"]\n\n1. e4 { [%clk 0:03:00] } e5 { ; } 1-0\n',
+    b'[Event "a"]\r\n[Site "b"]\r\n\r\n1. e4 e5\r\n2. Nf3 *\r\n\r',
+    b'[Event "a"]\n1. d4\n \t0-1\n',
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_LINES) | st.sampled_from(_PLAIN), max_size=40), st.booleans())
+def test_split_text_cuts_the_games_split_games_cuts(lines: list[bytes], final_newline: bool) -> None:
+    text = b"\n".join(lines) + b"\n" * final_newline
+    cut = text.split(b"\n")
+    if cut[-1] == b"":
+        cut.pop()
+    assert list(split_text(text, "f")) == list(split_games(map(decode_line, cut), "f"))
+
+
+def test_split_text_cuts_plain_games_whole_and_the_rest_line_by_line() -> None:
+    plain = '[Event "a"]\n[White "b"]\n\n1. e4 { [%clk 0:03:00] } e5 1-0\n\n'
+    odd = '[Event "c"]\n\n1. d4 { a comment\n\nacross a blank line } d5 *\n\n'
+    text = (plain + odd + plain).encode()
+    lines = text.decode().split("\n")[:-1]
+    games = list(split_text(text, "f"))
+    assert games == list(split_games(lines, "f"))
+    assert [(g.index, g.line, g.tags[0]) for g in games] == [(0, 1, '[Event "a"]'), (1, 6, '[Event "c"]'), (2, 12, '[Event "a"]')]
+    assert games[1].movetext == ("1. d4 { a comment", "", "across a blank line } d5 *")
 
 
 def test_odd_rating_values_are_unknown(tmp_path: Path) -> None:
