@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ def handled() -> Iterator[list[BaseException]]:
     Ctrl-C, which reaches the whole process group: this process stops them.
     They die of SIGTERM, as a pool's ``terminate`` expects, since a stopping
     pool waits for them. Yields the list of interrupts received, first first.
+    One swallowed where CPython cannot raise it prints no traceback.
     """
     main_pid = os.getpid()
 
@@ -45,11 +47,22 @@ def handled() -> Iterator[list[BaseException]]:
         _received.append(interrupt)
         raise interrupt
 
+    previous_hook = sys.unraisablehook
+
+    def on_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+        # An interrupt raised where CPython cannot pass it on (a weakref
+        # callback, a __del__) is swallowed, and would print a traceback; it is
+        # recorded, and raise_received stops the run with its one line.
+        if not any(unraisable.exc_value is interrupt for interrupt in _received):
+            previous_hook(unraisable)
+
     _received.clear()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sys.unraisablehook = on_unraisable
     try:
         yield _received
     finally:
+        sys.unraisablehook = previous_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -326,6 +327,36 @@ def test_a_swallowed_interrupt_still_stops_the_release_before_it_is_complete(tmp
         with pytest.raises(KeyboardInterrupt):
             output.complete(tmp_path, [pending], card)
     assert not card.exists() and not (tmp_path / "batch_001.parquet").exists()
+
+
+def test_an_interrupt_swallowed_in_a_weakref_callback_prints_no_traceback(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPython cannot raise from a weakref callback: it prints "Exception ignored in" and a traceback,
+    # which a Ctrl-C landing while the garbage collector ran one did under the CLI's one error line.
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # as in the CLI, not pytest's
+
+    class Thing:
+        pass
+
+    def interrupt(_ref: weakref.ref) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the handler runs here, inside the callback
+
+    def fail(_ref: weakref.ref) -> None:
+        raise ValueError("not an interrupt")
+
+    with interrupts.handled() as received:
+        thing, other = Thing(), Thing()
+        refs = weakref.ref(thing, interrupt), weakref.ref(other, fail)
+        del thing, other
+        assert received and refs[0]() is None and refs[1]() is None
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_received()
+    err = capfd.readouterr().err
+    assert "KeyboardInterrupt" not in err
+    assert "ValueError: not an interrupt" in err  # any other swallowed exception is still reported
+    assert sys.unraisablehook is sys.__unraisablehook__
 
 
 def test_interrupted_publish_is_one_line_and_resumes(hub: Hub, games: Path) -> None:
