@@ -80,7 +80,7 @@ class Chunk:
         """The chunk's games; their ``index`` and ``line`` count from the chunk's start."""
         if self.text is None:
             raise ValueError(f"chunk {self.index} of {self.url} belongs to another part")
-        # A byte-order mark can only open the file, as iter_lines drops it.
+        # iter_lines drops a byte-order mark only where it opens the file: so only chunk 0 drops one.
         text = self.text.removeprefix(b"\xef\xbb\xbf") if self.start == 0 else self.text
         return split_text(text, self.url)
 

@@ -268,6 +268,7 @@ _PLAIN = [
     b'[Event "a"]\n[White "b"]\n\n1. e4 { [%clk 0:03:00] } e5 { ; } 1-0\n',
     b'[Event "a"]\r\n[Site "b"]\r\n\r\n1. e4 e5\r\n2. Nf3 *\r\n\r',
     b'[Event "a"]\n1. d4\n \t0-1\n',
+    b'[Event "a, b: c = d#"]\r\r\n\n{ opening } 1. e4 } e5 {}\n{ [%eval 0.1] }\r\r\n',
 ]
 
 
