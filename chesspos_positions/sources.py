@@ -17,7 +17,6 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
-import aiohttp
 import fsspec
 from datasets.data_files import resolve_pattern
 
@@ -46,9 +45,17 @@ else:
 
 #: What decompressors raise on a cut or damaged stream (bz2 raises a plain OSError).
 _CORRUPT: tuple[type[Exception], ...] = (EOFError, ZstdError, zlib.error, gzip.BadGzipFile)
-#: What reaching a remote input can raise besides OSError: aiohttp (https://)
-#: and httpx (hf://) errors that are not OSError subclasses.
-_NETWORK_ERRORS: tuple[type[Exception], ...] = (_HubHTTPError, aiohttp.ClientError)
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """What reaching a remote input can raise besides OSError: httpx (hf://) and aiohttp (https://) errors.
+
+    aiohttp's only once it is loaded: fsspec loads it to open an https:// URL,
+    and no error of it exists before. Importing it here cost every process
+    0.1 s of start-up, most of this package's own import time.
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    return (_HubHTTPError, aiohttp.ClientError) if aiohttp is not None else (_HubHTTPError,)
 
 
 class InputError(OSError):
@@ -101,7 +108,7 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
                 matches = resolve_pattern(pattern, base_path=os.getcwd(), allowed_extensions=[".pgn"])
             except FileNotFoundError:
                 matches = []
-        except (OSError, *_NETWORK_ERRORS) as error:
+        except (OSError, *_network_errors()) as error:
             raise input_failure(path, error) from error
         matches = [m for m in matches if is_pgn_path(m)]
         if not matches and is_dir:
@@ -135,7 +142,7 @@ def iter_blocks(url: str) -> Iterator[bytes]:
         with fsspec.open(url, "rb", compression="infer") as handle:
             while block := handle.read(_READ_BLOCK):
                 yield block
-    except (OSError, *_CORRUPT, *_NETWORK_ERRORS) as error:
+    except (OSError, *_CORRUPT, *_network_errors()) as error:
         raise input_failure(url, error) from error
 
 
@@ -151,7 +158,7 @@ def file_digest(url: str) -> tuple[str, int]:
         with fs.open(path, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
         return digest, fs.size(path)
-    except (OSError, *_NETWORK_ERRORS) as error:
+    except (OSError, *_network_errors()) as error:
         raise input_failure(url, error) from error
 
 
