@@ -110,7 +110,7 @@ def split_text(text: bytes, source: str = "<memory>") -> Iterator[RawGame]:
     while pos < size:
         if cutter.between_games() and (match := _PLAIN_GAME.match(decoded, pos)):
             yield cutter.whole(number, _plain_lines(match[1]), _plain_lines(match[2]))
-            number += match[0].count("\n")
+            number += decoded.count("\n", pos, match.end())  # in place: match[0] would copy the game
             pos = match.end()
             continue
         end = decoded.find("\n", pos)
