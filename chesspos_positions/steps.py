@@ -486,10 +486,11 @@ def load_plan(folder: WorkFolder) -> Plan:
 def assemble_batch(job: Job, folder: WorkFolder, planned: PlannedBatch) -> Batch:
     """Gather one planned batch's rows and shuffle each split with ``(seed, batch, split)``."""
     rows = {}
+    units = {(file, chunk) for split in SPLITS for file, chunk, _, _ in planned.slices[split]}
+    batch_rows = {unit: read_json(folder.unit(*unit, "json")).get("batch_rows", {}) for unit in units}
     for split_id, split in enumerate(SPLITS):
         schema = unit_schema(folder.unit(0, 0, f"{split}.arrow"))
-        parts = [read_rows(folder.unit(file, chunk, f"{split}.arrow"), start, stop,
-                           read_json(folder.unit(file, chunk, "json")).get("batch_rows", {}).get(split))
+        parts = [read_rows(folder.unit(file, chunk, f"{split}.arrow"), start, stop, batch_rows[file, chunk].get(split))
                  for file, chunk, start, stop in planned.slices[split]]
         rows[split] = shuffle_rows(rows_.concat(parts, schema), job.seed, planned.index, split_id)
         del parts
