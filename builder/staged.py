@@ -104,6 +104,7 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
         chesspos_positions.sources.InputUnreachable: a remote input cannot be reached (names it).
         chesspos_positions.steps.WorkFolderError: ``--workdir`` holds a build with other options.
         chesspos_positions.executors.StagesError: tasks failed (the message says how to resume).
+        chesspos_positions.executors.ExecutorSetupError: the executor cannot run as asked.
         chesspos_positions.executors.StagesPending: Slurm jobs are submitted and not waited for.
     """
     config = options.builder_config()

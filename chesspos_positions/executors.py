@@ -59,8 +59,11 @@ class StagesError(RuntimeError):
     """Some tasks of a stage did not finish; the message says where the logs are and how to resume."""
 
 
-class ExecutorSetupError(StagesError):
-    """The executor cannot run as asked: a missing extra or command, or a wrong ``slurm:`` option."""
+class ExecutorSetupError(RuntimeError):
+    """The executor cannot run as asked: a missing extra or command, or a wrong ``slurm:`` option.
+
+    Not a :class:`StagesError`: no task ran, and rerunning will not help; the setup must change.
+    """
 
 
 class StagesPending(Exception):
@@ -123,6 +126,7 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
         StagesError: a task failed or did not finish (names the stage, the
             tasks and their logs, and how to resume).
         StagesPending: Slurm jobs were submitted without waiting, or are still queued.
+        ExecutorSetupError: the executor cannot run as asked (Ray missing, a wrong ``slurm:`` option, no squeue).
         Exception: what a stage's ``check`` raises.
     """
     if settings.kind == "slurm":
@@ -358,7 +362,7 @@ def _queued(job_ids: list[str]) -> list[str]:
     whole queue is read instead.
 
     Raises:
-        StagesError: if there is no squeue command to ask.
+        ExecutorSetupError: if there is no squeue command to ask.
     """
     if not job_ids:
         return []
