@@ -27,10 +27,10 @@ from types import FrameType
 from typing import Any, Final, Literal, get_args
 
 import multiprocess
-from multiprocess.context import ForkServerProcess
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.pipeline.base import PipelineStep
+from multiprocess.context import ForkServerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _interrupt_behind(error: BaseException) -> BaseException | None:
     so the watcher may report them dead while the interrupt unwinds, or first.
     """
     cause = error.__context__
-    while cause is not None and isinstance(cause, Exception):
+    while isinstance(cause, Exception):
         cause = cause.__context__
     return cause
 

@@ -9,6 +9,7 @@ stream cut short (an interrupted download) is an error, not a shorter file.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import os
@@ -52,7 +53,7 @@ def _network_errors() -> tuple[type[Exception], ...]:
 
     aiohttp's only once it is loaded: fsspec loads it to open an https:// URL,
     and no error of it exists before. Importing it here cost every process
-    0.1 s of start-up, most of this package's own import time.
+    about 0.3 s of start-up (1.83 against 1.53 s for the CLI's imports).
     """
     aiohttp = sys.modules.get("aiohttp")
     return (_HubHTTPError, aiohttp.ClientError) if aiohttp is not None else (_HubHTTPError,)
@@ -179,7 +180,7 @@ def iter_lines(url: str) -> Iterator[str]:
     first = True
     for block in iter_blocks(url):
         if first:
-            block = block.removeprefix(b"\xef\xbb\xbf")
+            block = block.removeprefix(codecs.BOM_UTF8)
             first = False
         lines = (pending + block).split(b"\n")
         pending = lines.pop()

@@ -25,6 +25,7 @@ so the units, and therefore the output, do not depend on how many tasks run.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ class Chunk:
         if self.text is None:
             raise ValueError(f"chunk {self.index} of {self.url} belongs to another part")
         # iter_lines drops a byte-order mark only where it opens the file: so only chunk 0 drops one.
-        text = self.text.removeprefix(b"\xef\xbb\xbf") if self.start == 0 else self.text
+        text = self.text.removeprefix(codecs.BOM_UTF8) if self.start == 0 else self.text
         return split_text(text, self.url)
 
 
