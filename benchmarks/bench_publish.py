@@ -232,6 +232,16 @@ def machine_ceiling(processes: int) -> float:
     return processes * min(run(1), run(1)) / min(run(processes), run(processes))
 
 
+def ceiling_and_pairs(repeat: int, processes: int, pair: Callable[[], tuple[Run, Run]]
+                      ) -> tuple[list[tuple[Run, Run]], list[float]]:
+    """``repeat`` runs of ``pair``, each after a measure of the machine's ceiling: the pairs and the ceilings."""
+    pairs, ceilings = [], []
+    for _ in range(repeat):
+        ceilings.append(machine_ceiling(processes))
+        pairs.append(pair())
+    return pairs, ceilings
+
+
 def median_pair(pairs: list[tuple[Run, Run]], ratio: Callable[[Run, Run], float]) -> tuple[tuple[Run, Run], list[float]]:
     """The pair of the median ``ratio`` (the lower of the two middle ones), and every pair's ratio in run order."""
     ratios = [ratio(one, many) for one, many in pairs]
@@ -288,20 +298,18 @@ def main() -> None:
     # c. Scaling: --num-proc N against --num-proc 1 on 4 batches (shards of different
     # batches are written in parallel; one batch has one shard per split), identical shards.
     scale_size = max(one.rows // 4, 1)
-    pairs, ceilings = [], []
-    for _ in range(args.repeat):
-        ceilings.append(machine_ceiling(args.num_proc))
-        pairs.append((publish("project publish --num-proc 1, 4 batches", files, scratch / "sc1", batches=4,
-                              batch_size=scale_size, num_proc=1),
-                      publish(f"project publish --num-proc {args.num_proc}, 4 batches", files, scratch / "scN",
-                              batches=4, batch_size=scale_size, num_proc=args.num_proc)))
+    pairs, ceilings = ceiling_and_pairs(args.repeat, args.num_proc, lambda: (
+        publish("project publish --num-proc 1, 4 batches", files, scratch / "sc1", batches=4, batch_size=scale_size,
+                num_proc=1),
+        publish(f"project publish --num-proc {args.num_proc}, 4 batches", files, scratch / "scN", batches=4,
+                batch_size=scale_size, num_proc=args.num_proc)))
     (one, many), ratios = median_pair(pairs, lambda one, many: many.rate / one.rate)
     table("c. scaling (ratio vs --num-proc 1; the median pair)", [one, many], one)
     if args.repeat > 1:
         print("ratio of each pair: " + ", ".join(f"{r:.2f}" for r in ratios))
-    ceiling = statistics.median(ceilings)
     print(f"machine ceiling (a CPU-bound loop in {args.num_proc} processes vs 1), before each pair: "
           + ", ".join(f"{c:.2f}" for c in ceilings))
+    ceiling = statistics.median(ceilings)
     identical = all(run.sha == pairs[0][0].sha for pair in pairs for run in pair)
     print(f"shards byte-identical: {identical} ({len(one.sha)} files)")
     print(f"--num-proc {args.num_proc} stage timings:\n" + stage_timings(many))
@@ -324,11 +332,9 @@ def main() -> None:
     big_games = args.big_games or (10_000 if args.quick else 100_000)
     big = big_zst(files, scratch, big_games)
     print(f"\nlarge input: {big[0].stat().st_size} bytes, at least {big_games} games with distinct headers")
-    zst_pairs, zst_ceilings = [], []
-    for _ in range(args.repeat):
-        zst_ceilings.append(machine_ceiling(args.num_proc))
-        zst_pairs.append(tuple(publish(f"default sampling, .pgn.zst, --num-proc {n}", big, scratch / f"z{n}", batches=1,
-                                       batch_size=BIG, num_proc=n, sampling="default") for n in (1, args.num_proc)))
+    zst_pairs, zst_ceilings = ceiling_and_pairs(args.repeat, args.num_proc, lambda: tuple(
+        publish(f"default sampling, .pgn.zst, --num-proc {n}", big, scratch / f"z{n}", batches=1, batch_size=BIG,
+                num_proc=n, sampling="default") for n in (1, args.num_proc)))
     (zst_one, zst_many), zst_ratios = median_pair(zst_pairs, lambda one, many: one.seconds / many.seconds)
     zst_runs = [zst_one, zst_many]
     print("\n== e. large .pgn.zst, default sampling (games/s; the median pair)")
@@ -337,8 +343,8 @@ def main() -> None:
               f"  {run.rate:8.0f} samples/s  peak {run.rss_mb:.0f} MB")
     if args.repeat > 1:
         print("ratio of each pair: " + ", ".join(f"{r:.2f}" for r in zst_ratios))
-    zst_ceiling = statistics.median(zst_ceilings)
     print("machine ceiling, before each pair: " + ", ".join(f"{c:.2f}" for c in zst_ceilings))
+    zst_ceiling = statistics.median(zst_ceilings)
     zst_scale = zst_one.seconds / zst_many.seconds
     zst_same = all(run.sha == zst_one.sha for pair in zst_pairs for run in pair)
     rates = f"{games_read(zst_runs[1]) / zst_runs[1].seconds:.0f} vs {games_read(zst_runs[0]) / zst_runs[0].seconds:.0f}"
