@@ -109,11 +109,12 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def authenticate(token: str | None) -> tuple[HfApi, str]:
-    """An API client for ``token`` (or ``HF_TOKEN`` / the stored login), and its user name.
+def authenticate(token: str | None, repo_id: str) -> tuple[HfApi, str]:
+    """An API client for ``token`` (or ``HF_TOKEN`` / the stored login) that may write to ``repo_id``, and its user name.
 
     Raises:
-        PublishError: if there is no token or the Hub rejects it.
+        PublishError: if there is no token, the Hub rejects it, or it cannot
+            write to ``repo_id`` (see :func:`check_write_access`).
     """
     token = token or get_token()
     if not token:
@@ -125,7 +126,37 @@ def authenticate(token: str | None) -> tuple[HfApi, str]:
         if status_of(error) == 401:
             raise PublishError(f"the Hugging Face token was rejected (HTTP 401 from {api.endpoint}): {LOGIN_HELP}") from error
         raise
+    check_write_access(user, repo_id)
     return api, str(user["name"])
+
+
+def check_write_access(user: dict, repo_id: str) -> None:
+    """Refuse, before any work, a token that the Hub would refuse only at the first commit.
+
+    ``user`` is the token's ``whoami`` answer. A read-only token cannot write
+    anywhere; a token can write only under its user's name and its
+    organisations (not those where it only has the ``read`` role). A server
+    whose answer does not list the organisations is not second-guessed.
+
+    Raises:
+        PublishError: naming the repo, the user and what to do.
+    """
+    name = str(user["name"])
+    if (user.get("auth") or {}).get("accessToken", {}).get("role") == "read":
+        raise PublishError(f"the Hugging Face token of {name!r} is read-only; publishing to {repo_id} needs a write token: {LOGIN_HELP}")
+    orgs = user.get("orgs")
+    namespace = repo_id.split("/", 1)[0]
+    if namespace == name or not isinstance(orgs, list):
+        return
+    roles = {org.get("name"): org.get("roleInOrg") for org in orgs if isinstance(org, dict)}
+    if namespace not in roles:
+        raise PublishError(
+            f"the Hugging Face token of {name!r} cannot write to {repo_id}: {namespace!r} is neither that user nor one "
+            f"of its organizations ({', '.join(sorted(map(str, roles))) or 'none'}). Publish under {name}/..., or use "
+            "a token of an account that may write there."
+        )
+    if roles[namespace] == "read":
+        raise PublishError(f"{name!r} may only read in the organization {namespace!r}, so it cannot publish {repo_id}")
 
 
 @dataclass
@@ -133,7 +164,8 @@ class RepoState:
     """What a dataset repo's main branch holds, seen from one config (its shard folder)."""
 
     folder: str = ""  # the config's folder: "" for default, else "NAME/"
-    head: str | None = None
+    head: str | None = None  # None: the repo does not exist
+    private: bool = False
     files: dict[str, str] = field(default_factory=dict)  # path -> LFS sha256, or git blob id
     tag_files: dict[str, list[str]] = field(default_factory=dict)  # tag -> the paths it holds
 
@@ -146,6 +178,18 @@ class RepoState:
     def tags(self) -> dict[str, int]:
         """Tag -> the config's batches at that tag."""
         return {tag: count_batches(files)[self.folder] for tag, files in self.tag_files.items()}
+
+    def interrupted(self) -> dict[str, tuple[int, int]]:
+        """Config folder -> (its batches on main, at its newest tag), for every config whose last release did not end.
+
+        A release commits its batches, then the card, then tags: batches past
+        every tag are a release that stopped before its tag.
+        """
+        tagged: Counter[str] = Counter()
+        for files in self.tag_files.values():
+            for folder, n in count_batches(files).items():
+                tagged[folder] = max(tagged[folder], n)
+        return {folder: (n, tagged[folder]) for folder, n in count_batches(self.files).items() if n > tagged[folder]}
 
     @property
     def name_widths(self) -> set[int]:
@@ -173,7 +217,7 @@ def read_state(api: HfApi, repo_id: str, folder: str = "") -> RepoState:
         info = with_retries(lambda: api.repo_info(repo_id, repo_type="dataset"), "reading the repo")
     except RepositoryNotFoundError:
         return RepoState(folder)
-    state = RepoState(folder, head=info.sha)
+    state = RepoState(folder, head=info.sha, private=bool(info.private))
     # Paginated listings are retried by huggingface_hub itself (http_backoff).
     tree = api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=info.sha)
     for entry in tree:

@@ -25,9 +25,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
-from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
 from chesspos_positions.configs import CONFIGS
@@ -107,6 +106,18 @@ def config_batches(paths: Iterable[str]) -> dict[str, int]:
     return {folders[folder]: n for folder, n in hub.count_batches(paths).items() if folder in folders}
 
 
+#: The card metadata a release decides: the rest (the body, the other configs' entries) follows from it.
+_RELEASE_METADATA = ("license", "pretty_name", "configs", "dataset_info")
+
+
+def same_metadata(previous: DatasetCardData | None, new: DatasetCardData) -> bool:
+    """Whether a card already says what ``new`` says of the release: its license, name, configs and their sizes."""
+    if previous is None:
+        return False
+    old, now = previous.to_dict(), new.to_dict()
+    return all(old.get(key) == now.get(key) for key in _RELEASE_METADATA)
+
+
 def clear_stale_shards(root: Path, folder: str, keep: set[str]) -> None:
     """Remove shards an earlier run left in the config's folder of the output that this release does not hold."""
     for split in SPLITS:
@@ -133,9 +144,15 @@ class Publisher:
         options = self.options
         assert options.repo is not None
         with self.stages.time("hub"):
-            self.api, user = hub.authenticate(options.token)
+            self.api, user = hub.authenticate(options.token, options.repo)
             logger.info("authenticated as %s", user)
             self.state = hub.read_state(self.api, options.repo, self.config.spec.folder)
+        if options.private and self.state.head is not None and not self.state.private:
+            raise PublishError(
+                f"{options.repo} exists and is public, and --private only makes new repos private: make it private "
+                "first (its settings on the Hub, or HfApi().update_repo_settings(repo_id, private=True, "
+                "repo_type='dataset')), or drop --private"
+            )
         self.tag = push.check_release(self.state, options.repo, self.config, options.tag, options.resume)
 
     def run(self) -> int:
@@ -183,17 +200,13 @@ class Publisher:
         batches_done = len(shards) // 2
         clear_stale_shards(root, config.spec.folder, {s.path_in_repo for s in shards})
         already = [tag for tag, n in self.state.tags.items() if n == batches_done]
-        if pushing and uploaded == 0 and already:
-            print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
-            return 0
-
         with self.stages.time("card"):
             # The other configs the release holds keep their files and their card entries.
             files = self.state.files if pushing else [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
             present = config_batches(files)
             held = {name for name, count in present.items() if count and name != config.name}
             previous = self._previous_card(root, head)
-            other_configs = {name: info for name, info in previous.items() if name in held}
+            infos = DatasetInfosDict.from_dataset_card_data(previous) if previous is not None else {}
             counts = {**present, config.name: batches_done}
             versions = sorted(
                 ((tag, config_batches(paths)) for tag, paths in self.state.tag_files.items()),
@@ -210,11 +223,17 @@ class Publisher:
                 shards=shards,
                 versions=versions,
                 config=config.spec,
-                other_configs=other_configs,
+                other_configs={name: info for name, info in infos.items() if name in held},
                 partial=partial,
             )
+            card = build_card(release)
+            if pushing and uploaded == 0 and already and options.tag is None and same_metadata(previous, card.data):
+                print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
+                return 0
+            # Else a release, though maybe of the card alone: a new --license or pretty_name, or counts that an
+            # interrupted release of another config left wrong.
             card_path = root / "README.md"
-            build_card(release).save(output.pending_path(card_path))
+            card.save(output.pending_path(card_path))
         if pushing:
             with self.stages.time("upload"):
                 head = push.push_card(self.api, options.repo, self.state, output.pending_path(card_path), self.tag, head)
@@ -223,18 +242,18 @@ class Publisher:
         self._report(root, shards, summary, partial)
         return 0
 
-    def _previous_card(self, root: Path, head: str | None) -> dict[str, DatasetInfo]:
-        """The config infos of the card this release replaces: the repo's, or the output folder's on a dry run."""
+    def _previous_card(self, root: Path, head: str | None) -> DatasetCardData | None:
+        """The metadata of the card this release replaces: the repo's, or the output folder's on a dry run."""
         if self.api is None:
             path = root / "README.md"
             if not path.exists():
-                return {}
+                return None
         elif "README.md" in self.state.files:
             with self.stages.time("hub"):
                 path = Path(hub.download_card(self.api, self.options.repo, head))
         else:
-            return {}
-        return DatasetInfosDict.from_dataset_card_data(DatasetCard.load(path).data)
+            return None
+        return DatasetCard.load(path).data
 
     def _report(self, root: Path, shards: list[Shard], summary: Summary, partial: str | None) -> None:
         options = self.options

@@ -16,6 +16,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 
 from chesspos_positions.builder import ChessposPositionsConfig
+from chesspos_positions.configs import CONFIGS
 
 from . import hub
 from .hub import PublishError, RepoState
@@ -28,19 +29,31 @@ def check_release(state: RepoState, repo: str, config: ChessposPositionsConfig, 
     """Check that this release fits on what ``repo`` holds; return its tag (``tag``, or the next ``vN``).
 
     Raises:
-        PublishError: the release would drop batches, an earlier one was
-            interrupted (and ``resume`` is not set), the shard names would
-            change width, or ``tag`` exists.
+        PublishError: the release would drop batches, an earlier one of this
+            config was interrupted (and ``resume`` is not set), one of another
+            config was interrupted, the shard names would change width, or
+            ``tag`` exists.
     """
-    tagged = max(state.tags.values(), default=0)
     if state.batches > config.batches:
         raise PublishError(
             f"{repo} already holds {state.batches} batches; --batches {config.batches} would drop some. "
             f"Ask for at least {state.batches}."
         )
-    if state.batches > tagged and not resume:
+    interrupted = state.interrupted()
+    names = {spec.folder: name for name, spec in CONFIGS.items()}
+    for folder, (batches, tagged) in interrupted.items():
+        if folder != state.folder:
+            # Its batches are not in the card yet: this release's card and tag would hold them as they are.
+            name = names.get(folder, folder.rstrip("/"))
+            raise PublishError(
+                f"{repo}: the last release of config {name!r} was interrupted ({batches} batches on main, {tagged} at "
+                f"its newest tag). Finish it first: rerun it with --config-name {name} --resume and its original "
+                "options; then publish this one."
+            )
+    if state.folder in interrupted and not resume:
+        batches, tagged = interrupted[state.folder]
         raise PublishError(
-            f"{repo} holds {state.batches} batches but its newest tag covers {tagged}: "
+            f"{repo} holds {batches} batches but its newest tag covers {tagged}: "
             "an earlier release was interrupted. Rerun it with --resume (same options)."
         )
     width = len(Path(shard_path(config.spec, "train", 1, config.batches)).stem.removeprefix("batch_"))

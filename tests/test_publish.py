@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, HfApi
 
 from builder import hub as hub_client
@@ -344,3 +346,80 @@ def test_crossing_999_batches_is_refused_before_any_work(hub: Hub, games: Path, 
     assert publish_main(["--repo", repo, *common_args(games, batches=1000), "--token", TOKEN]) == 2
     assert "3-digit batch numbers" in capsys.readouterr().err
     assert len(hub.server.commits(repo)) == commits
+
+
+def test_an_interrupted_release_of_another_config_is_finished_first(hub: Hub, games: Path, tmp_path: Path) -> None:
+    repo = "user/two-configs"
+    publish(hub, "--repo", repo, *common_args(games, batches=1))
+    # history's first release stops after its batch landed, before its card and tag: its batch, pushed by hand.
+    out = tmp_path / "history"
+    publish(hub, "--dry-run", "--output-dir", str(out), *common_args(games, batches=1), "--config-name", "history")
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    for split in ("train", "test"):
+        path = f"history/{split}/batch_001.parquet"
+        api.upload_file(path_or_fileobj=str(out / path), path_in_repo=path, repo_id=repo, repo_type="dataset")
+    commits = len(hub.server.commits(repo))
+
+    # Appending to default now would tag history's batch under a card that does not list it.
+    refused = publish(hub, "--repo", repo, *common_args(games, batches=2), check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "config 'history' was interrupted" in refused.stderr and "--config-name history --resume" in refused.stderr
+    assert len(hub.server.commits(repo)) == commits
+
+    publish(hub, "--repo", repo, *common_args(games, batches=1), "--config-name", "history", "--resume")
+    publish(hub, "--repo", repo, *common_args(games, batches=2))
+    infos = DatasetInfosDict.from_dataset_card_data(DatasetCard.load(repo, repo_type="dataset", token=TOKEN).data)
+    assert {name: info.splits["train"].num_examples for name, info in infos.items()} == {"default": 2 * 285, "history": 285}
+    assert [t.name for t in api.list_repo_refs(repo, repo_type="dataset").tags] == ["v1", "v2", "v3"]
+
+
+def test_a_changed_card_is_released_and_an_unchanged_one_is_not(hub: Hub, games: Path) -> None:
+    repo = "user/relicensed"
+    publish(hub, "--repo", repo, *common_args(games, batches=1))
+    commits = len(hub.server.commits(repo))
+    assert "up to date" in publish(hub, "--repo", repo, *common_args(games, batches=1)).stdout
+    assert len(hub.server.commits(repo)) == commits
+
+    # Same shards, another license: the card alone is the new release.
+    publish(hub, "--repo", repo, *common_args(games, batches=1), "--license", "mit")
+    assert [c.title for c in hub.server.commits(repo)][:2] == ["Update dataset card for v2", "Update dataset card for v1"]
+    assert DatasetCard.load(repo, repo_type="dataset", token=TOKEN).data.license == "mit"
+    assert "up to date" in publish(hub, "--repo", repo, *common_args(games, batches=1), "--license", "mit").stdout
+    # An asked-for tag is a release too, even of the same content.
+    publish(hub, "--repo", repo, *common_args(games, batches=1), "--license", "mit", "--tag", "final")
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    assert sorted(t.name for t in api.list_repo_refs(repo, repo_type="dataset").tags) == ["final", "v1", "v2"]
+    assert "| `final` | 1 |" in DatasetCard.load(repo, repo_type="dataset", token=TOKEN).text
+
+
+@pytest.mark.parametrize("repo, message", [
+    ("other/theirs", "'other' is neither that user nor one of its organizations"),
+    ("user/public", "exists and is public"),
+])
+def test_a_repo_the_run_may_not_publish_to_is_refused_before_any_work(
+    hub: Hub, games: Path, tmp_path: Path, repo: str, message: str
+) -> None:
+    HfApi(endpoint=hub.url, token=TOKEN).create_repo("user/public", repo_type="dataset", exist_ok=True)
+    out = tmp_path / "out"
+    seen = len(hub.server.request_log)
+    result = publish(hub, "--repo", repo, "--private", "--output-dir", str(out), *common_args(games), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert not out.exists()  # refused before the build
+    assert all(r.method == "GET" for r in hub.server.request_log[seen:]), hub.server.request_log[seen:]
+
+
+def test_write_access_follows_the_whoami_answer() -> None:
+    def whoami(role: str = "write", orgs: object = ()) -> dict:
+        return {"name": "user", "auth": {"accessToken": {"role": role}}, "orgs": list(orgs) if orgs is not None else None}
+
+    hub_client.check_write_access(whoami(), "user/mine")
+    hub_client.check_write_access(whoami(orgs=[{"name": "team", "roleInOrg": "write"}]), "team/data")
+    hub_client.check_write_access({"name": "user"}, "team/data")  # a server that lists no organisations
+    for user, repo, message in [
+        (whoami(role="read"), "user/mine", "read-only"),
+        (whoami(orgs=[{"name": "team", "roleInOrg": "read"}]), "team/data", "may only read"),
+        (whoami(orgs=[{"name": "team"}]), "elsewhere/data", "neither that user nor one of its organizations (team)"),
+    ]:
+        with pytest.raises(hub_client.PublishError, match=re.escape(message)):
+            hub_client.check_write_access(user, repo)
