@@ -406,8 +406,6 @@ def make_plan(job: Job, folder: WorkFolder) -> Plan:
     spans: list[dict[str, int]] = []  # rows taken per split by each batch, in order
     files_read: list[int] = []
     for file, chunk in unit_ids(job, folder):
-        if len(spans) == job.batches:
-            break
         path = folder.unit(file, chunk, "json")
         if not path.exists():
             raise recorded_failure(folder, file) or RuntimeError(
@@ -428,6 +426,9 @@ def make_plan(job: Job, folder: WorkFolder) -> Plan:
             while len(spans) < job.batches and all(starts[s][-1] - taken[s] >= quota[s] for s in SPLITS):
                 spans.append(dict(quota))
                 taken = {s: taken[s] + quota[s] for s in SPLITS}
+        if len(spans) == job.batches:
+            # Before asking for the next unit: unit_ids raises the failure of a file the batches do not need.
+            break
     full = len(spans)
     while len(spans) < job.batches and any(starts[s][-1] > taken[s] for s in SPLITS):
         spans.append({s: min(quota[s], starts[s][-1] - taken[s]) for s in SPLITS})

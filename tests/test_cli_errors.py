@@ -178,6 +178,22 @@ def test_an_input_the_batches_do_not_need_is_no_error(hub: Hub, games: Path, tmp
     assert f"| `z_later.pgn.zst` | {later.stat().st_size} | not read |" in card
 
 
+@pytest.mark.parametrize("num_proc", ["1", "2"])
+def test_a_damaged_input_after_the_file_that_fills_the_batches_is_no_error(
+    hub: Hub, games: Path, tmp_path: Path, num_proc: str
+) -> None:
+    # The first file is one unit and fills the batch: the plan must stop there, not ask for the next file's units.
+    later = tmp_path / "z_later.pgn.zst"
+    packed = COMPRESSORS[".pgn.zst"](games.read_bytes())
+    later.write_bytes(packed[: len(packed) // 2])
+    first = tmp_path / "a_first.pgn"
+    shutil.copy(games, first)
+    out = tmp_path / "out"
+    publish(hub, "--dry-run", "--output-dir", str(out), "--data-path", str(first), str(later),
+            "--batches", "1", "--batch-size", "100", "--sampling", "all", "--num-proc", num_proc)
+    assert f"| `z_later.pgn.zst` | {later.stat().st_size} | not read |" in (out / "README.md").read_text()
+
+
 # ------------------------------------------------------------------------------------- 2. URL inputs
 def test_http_input_works(hub: Hub, games: Path, web: tuple[str, Path], tmp_path: Path) -> None:
     base, folder = web
