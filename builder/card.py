@@ -72,11 +72,17 @@ def size_category(n: int) -> str:
 
 
 def split_infos(shards: list[Shard]) -> SplitDict:
-    """Exact per-split example and byte counts of the shards."""
+    """Exact per-split example and byte counts of the shards, for the splits that hold examples.
+
+    A split whose shards are all empty (a one-game input, or a batch size
+    whose test quota rounds to 0) is not declared: ``load_dataset`` without
+    streaming refuses a declared split with no examples.
+    """
     splits = SplitDict()
     for split in SPLITS:
         own = [s for s in shards if s.split == split]
-        splits.add(SplitInfo(name=split, num_examples=sum(s.num_examples for s in own), num_bytes=sum(s.num_bytes for s in own)))
+        if examples := sum(s.num_examples for s in own):
+            splits.add(SplitInfo(name=split, num_examples=examples, num_bytes=sum(s.num_bytes for s in own)))
     return splits
 
 
@@ -100,7 +106,8 @@ def card_data(release: Release) -> DatasetCardData:
         size_categories=[size_category(total)],
     )
     MetadataConfigs(
-        {name: {"data_files": [{"split": split, "path": CONFIGS[name].data_files(split)} for split in SPLITS]} for name in infos}
+        {name: {"data_files": [{"split": split, "path": CONFIGS[name].data_files(split)} for split in SPLITS if split in info.splits]}
+         for name, info in infos.items()}
     ).to_dataset_card_data(data)
     DatasetInfosDict(infos).to_dataset_card_data(data)
     return data
@@ -148,7 +155,7 @@ def card_body(release: Release) -> str:
         ["config", "shards", "train examples", "test examples", "content"],
         [
             [f"`{name}`", f"`{CONFIGS[name].data_files('{train,test}')}`",
-             info.splits["train"].num_examples, info.splits["test"].num_examples, CONFIGS[name].description]
+             *(info.splits[split].num_examples if split in info.splits else 0 for split in SPLITS), CONFIGS[name].description]
             for name, info in infos.items()
         ],
     )

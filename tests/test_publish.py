@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
+from datasets import load_dataset
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, HfApi
 
@@ -423,3 +425,15 @@ def test_write_access_follows_the_whoami_answer() -> None:
     ]:
         with pytest.raises(hub_client.PublishError, match=re.escape(message)):
             hub_client.check_write_access(user, repo)
+
+
+def test_a_split_without_examples_is_not_declared_so_the_release_loads(games: Path, tmp_path: Path) -> None:
+    # 10 positions a batch at 0.96: round(9.6) = 10 train rows and no test row in any batch.
+    out = tmp_path / "out"
+    assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=2)[:-4],
+                         "--batch-size", "10", "--train-ratio", "0.96", "--sampling", "all"]) == 0
+    assert pq.read_metadata(out / "test" / "batch_001.parquet").num_rows == 0
+    data = DatasetCard.load(out / "README.md").data
+    assert [f["split"] for f in data["configs"][0]["data_files"]] == ["train"]
+    loaded = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))  # not streaming: every split is built
+    assert list(loaded) == ["train"] and loaded["train"].num_rows == 20
