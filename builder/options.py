@@ -8,6 +8,7 @@ wrong type or out of range is a clear error naming the key and the file.
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from types import UnionType
@@ -218,6 +219,19 @@ def resolve_options(args: argparse.Namespace) -> PublishOptions:
     return options
 
 
+#: What git refuses anywhere in a ref name (``git check-ref-format``), and so the Hub in a tag.
+_BAD_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def valid_tag(tag: str) -> bool:
+    """Whether git, and so the Hub, accepts ``tag`` as a tag name: checked before any work, not at the end."""
+    parts = tag.split("/")
+    return (
+        bool(tag) and tag != "@" and not _BAD_IN_REF.search(tag) and not tag.startswith(("-", "/"))
+        and not tag.endswith("/") and all(part and not part.startswith(".") and not part.endswith((".", ".lock")) for part in parts)
+    )
+
+
 def validate(options: PublishOptions) -> None:
     """Check values across options and through the builder config."""
     if options.num_proc < 1:
@@ -237,8 +251,15 @@ def validate(options: PublishOptions) -> None:
             raise OptionsError(f"--repo must be NAMESPACE/NAME, got {options.repo!r}")
     elif not options.dry_run:
         raise OptionsError("--repo NAMESPACE/NAME is required unless --dry-run")
-    if options.tag is not None and (not options.tag or any(c.isspace() for c in options.tag)):
-        raise OptionsError(f"--tag must be a non-empty name without spaces, got {options.tag!r}")
+    if options.tag is not None and not valid_tag(options.tag):
+        raise OptionsError(
+            f"--tag {options.tag!r} is not a valid git tag name: it must be non-empty, without spaces, control "
+            "characters, ~ ^ : ? * [ \\ '..' '@{' or '//', must not start with '-' or '/', and no part may start "
+            "with '.' or end with '.' or '.lock'"
+        )
+    if options.workdir is not None and "://" not in options.workdir and Path(options.workdir).exists() \
+            and not Path(options.workdir).is_dir():
+        raise OptionsError(f"--workdir {options.workdir!r} is a file, not a folder")
     try:
         options.builder_config()
     except ValueError as error:

@@ -289,6 +289,13 @@ def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pyte
         assert message in capsys.readouterr().err
     assert publish_main(["--repo", "no-namespace", "--data-path", str(games)]) == 2
     assert "NAMESPACE/NAME" in capsys.readouterr().err
+    # What the Hub would refuse only when tagging, after every batch is pushed.
+    for tag in ("a..b", "v1~", "x:y", "-v1", "v1.lock", "two words"):
+        assert publish_main(["--dry-run", f"--tag={tag}", "--data-path", str(games), "--output-dir", str(out)]) == 2
+        assert f"--tag {tag!r} is not a valid git tag name" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert publish_main(["--dry-run", "--workdir", str(tmp_path / "a-file"), "--data-path", str(games), "--output-dir", str(out)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
     assert publish_main(["--dry-run", "--data-path", str(tmp_path / "missing"), "--output-dir", str(out)]) == 2
     assert "missing" in capsys.readouterr().err
     with pytest.raises(SystemExit):
