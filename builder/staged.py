@@ -82,15 +82,23 @@ class Built:
 
 @contextmanager
 def work_folder(options: PublishOptions) -> Iterator[WorkFolder]:
-    """``--workdir``, kept; or, for local runs without one, a temporary folder removed at the end."""
+    """``--workdir``, kept; or, for local runs without one, a temporary folder removed at the end.
+
+    The temporary folder is kept when tasks failed: the error names it, for
+    its logs and as the ``--workdir`` of a rerun that skips the finished tasks.
+    """
     if options.workdir is not None:
         yield WorkFolder(Path(options.workdir).resolve())
         return
     scratch = tempfile.mkdtemp(prefix="chesspos-work-")
     try:
         yield WorkFolder(Path(scratch))
-    finally:
+    except StagesError:
+        raise
+    except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def build_shards(options: PublishOptions, urls: list[str], root: Path, times: StageTimes) -> Built:

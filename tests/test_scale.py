@@ -308,19 +308,27 @@ def test_a_dead_worker_is_told_from_a_pool_that_ends() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+@pytest.mark.parametrize("own_workdir", [True, False])
 def test_killed_worker_stops_the_build_which_a_rerun_finishes(inputs: Path, stalled_input: StalledInput,
-                                                               tmp_path: Path) -> None:
-    work = tmp_path / "work"
+                                                               tmp_path: Path, own_workdir: bool) -> None:
+    # Without --workdir the build works in a temporary folder, which a failed build keeps for the rerun it names.
+    temp = tmp_path / "temp"
+    temp.mkdir()
     options = [*OPTIONS, "--unit-bytes", "700", "--data-path", str(inputs), stalled_input.url, "--num-proc", "2"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "builder.publish", "--dry-run", *options, "--workdir", str(work), "--output-dir",
-         str(tmp_path / "out")],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [sys.executable, "-m", "builder.publish", "--dry-run", *options, "--output-dir", str(tmp_path / "out"),
+         *(["--workdir", str(tmp_path / "work")] if own_workdir else [])],
+        cwd=REPO_ROOT, env=dict(os.environ, TMPDIR=str(temp)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
     # Once the Encode stage runs (the command itself reads the served file before), reads wait.
     # The batches need that file (the local inputs do not fill them): a task comes to wait on it.
     deadline = time.monotonic() + 120
-    while not (work / "logs" / "encode").exists() and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        found = [tmp_path / "work"] if own_workdir else sorted(temp.glob("chesspos-work-*"))
+        if found and (found[0] / "logs" / "encode").exists():
+            break
         time.sleep(0.01)
+    work = found[0]
     stalled_input.armed.set()
     assert stalled_input.began.wait(120), "no task read the served input"
     # Kill the pool's workers, as the out-of-memory killer would; the oldest child is datatrove's manager.
@@ -333,6 +341,7 @@ def test_killed_worker_stops_the_build_which_a_rerun_finishes(inputs: Path, stal
         pytest.fail("the build waited for ever for the killed workers' task")
     assert process.returncode == 1, stderr  # a runtime failure: rerunning is the fix
     assert "of the local run died (killed by SIGKILL" in stderr and f"--workdir {work} to resume" in stderr, stderr[-2000:]
+    assert any((work / "logs" / "encode" / "completions").iterdir())  # the folder it names is there, with what finished
     stalled_input.release.set()
     publish(*options, "--workdir", str(work), "--output-dir", str(tmp_path / "out"))
     publish(*options, "--output-dir", str(tmp_path / "fresh"))
