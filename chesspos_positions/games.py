@@ -22,6 +22,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import chess
 import chess.pgn
@@ -44,9 +45,14 @@ SKIP_REASONS: dict[str, str] = {
     "illegal_move": "an illegal or unparsable move",
     "null_move": "a null move (--)",
     "no_moves": "no movetext (header-only game)",
+    "too_long": "more plies than any legal game has (over 32,767)",
     "elo_filtered": "dropped by the Elo tier sampling",
     "time_control_filtered": "base time below the minimum",
 }
+
+#: The most plies a kept game may have: the ``ply`` column of the history configs is int16. No legal
+#: game comes near it: the 75-move rule ends every game within about 18,000 plies.
+MAX_PLIES: Final = int(np.iinfo(np.int16).max)
 
 _STANDARD_VARIANTS = frozenset({"", "standard", "from position", "normal"})
 
@@ -293,6 +299,8 @@ def sample_plies(
         game.skip, game.error = error
     elif n_plies == 0:
         game.skip, game.error = "no_moves", "no moves"
+    elif n_plies > MAX_PLIES:
+        game.skip, game.error = "too_long", f"{n_plies} plies"
     elif rng is None:
         return np.arange(n_plies)
     else:

@@ -25,7 +25,7 @@ from huggingface_hub import DatasetCard
 from chesspos_positions import ChessposPositions, decode_window, tokens_to_fen
 from chesspos_positions.configs import CONFIGS, examples_table
 from chesspos_positions.encoding import CASTLING_SQUARES, MASK, board_to_token_sequence
-from chesspos_positions.games import game_digest
+from chesspos_positions.games import MAX_PLIES, Summary, game_digest
 from chesspos_positions.history import WINDOW_LENGTH, fens
 from chesspos_positions.rows import fixed_lists_to_numpy, take, tokens_column
 from chesspos_positions.pgn import split_games
@@ -116,6 +116,20 @@ def test_real_lichess_games_match_python_chess(name: str, tmp_path: Path) -> Non
     path = tmp_path / name
     path.write_text("".join(chosen), encoding="utf-8")
     assert assert_rows_match(path, history_rows(path)) > 10_000
+
+
+def test_a_game_longer_than_the_ply_column_holds_is_skipped_whole(tmp_path: Path) -> None:
+    # 32,768 plies of knights going back and forth: python-chess plays them, but no legal game is that long
+    # (the 75-move rule) and the ply column is int16. The game is skipped with its reason, not the build.
+    endless = '[Event "endless"]\n[Result "*"]\n\n' + "Nf3 Nf6 Ng1 Ng8 " * (MAX_PLIES // 4 + 1) + "*\n\n"
+    short = '[Event "short"]\n[Result "*"]\n\n1. e4 e5 2. Nf3 *\n'
+    path = tmp_path / "games.pgn"
+    path.write_text(endless + short)
+    builder = ChessposPositions(config_name="history", data_path=str(path), batches=1, batch_size=100, sampling="all")
+    batches = list(builder.generate_batches(summary=(summary := Summary())))
+    assert summary.skipped == {"too_long": 1} and summary.games_kept == 1
+    rows = pa.concat_tables([batch.train for batch in batches] + [batch.test for batch in batches])
+    assert sorted(rows.column("ply").to_pylist()) == [1, 2, 3]
 
 
 def test_en_passant_and_clocks_reach_the_fen(tmp_path: Path) -> None:
