@@ -104,11 +104,16 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
         try:
             fs, root = fsspec.core.url_to_fs(path)
             is_dir = fs.isdir(root)
-            pattern = posixpath.join(path, "**") if is_dir else path
-            try:
-                matches = resolve_pattern(pattern, base_path=os.getcwd(), allowed_extensions=[".pgn"])
-            except FileNotFoundError:
-                matches = []
+            if not is_dir and glob_like(path) and fs.isfile(root):
+                # A file whose name looks like a pattern (game[1].pgn) is that file.
+                matches = [path if "://" in path else os.path.abspath(path)]
+            else:
+                pattern = posixpath.join(path, "**") if is_dir else path
+                try:
+                    # Suffixes are checked below, in any case (GAMES.PGN): datasets' own check is case-sensitive.
+                    matches = resolve_pattern(pattern, base_path=os.getcwd())
+                except FileNotFoundError:
+                    matches = []
         except (OSError, *_network_errors()) as error:
             raise input_failure(path, error) from error
         matches = [m for m in matches if is_pgn_path(m)]

@@ -150,6 +150,12 @@ def test_directories_globs_and_order(games_file, tmp_path: Path) -> None:
     assert [r.headers["Event"] for r in iter_position_records(str(tmp_path / "*"), sampling="all")] == ["a"]
     by_url = [r.headers["Event"] for r in iter_position_records(f"file://{tmp_path}/a.pgn", sampling="all")]
     assert by_url == ["a"]
+    # Upper-case suffixes are game files too, in a directory or named; a name with glob characters is that file.
+    (tmp_path / "sub" / "C.PGN").write_text('[Event "c"]\n\n1. c4 *\n')
+    (tmp_path / "game[1].pgn").write_text('[Event "d"]\n\n1. Nf3 *\n')
+    assert [r.headers["Event"] for r in iter_position_records(tmp_path / "sub", sampling="all")] == ["c", "b"]
+    assert [r.headers["Event"] for r in iter_position_records(tmp_path / "sub" / "C.PGN", sampling="all")] == ["c"]
+    assert [r.headers["Event"] for r in iter_position_records(tmp_path / "game[1].pgn", sampling="all")] == ["d"]
 
 
 def test_empty_or_missing_data_path_names_the_path(tmp_path: Path) -> None:
