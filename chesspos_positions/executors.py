@@ -316,7 +316,13 @@ def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecuto
         except ImportError as error:
             raise ExecutorSetupError("--executor ray needs Ray: pip install 'chesspos-positions[ray]'") from error
         if not ray.is_initialized():
-            ray.init(address=settings.ray_address)
+            try:
+                ray.init(address=settings.ray_address)
+            except ConnectionError as error:  # Ray's message names its own flag, --address
+                raise ExecutorSetupError(
+                    f"--executor ray found no Ray cluster at --ray-address {settings.ray_address!r}: start one "
+                    "(ray start --head) or pass the address of a running one (--ray-address HOST:PORT)"
+                ) from error
         return RayPipelineExecutor(**common)
     return SlurmPipelineExecutor(
         job_name=f"chesspos-{stage.name}", depends=depends, **common, **_slurm_options(settings.slurm)

@@ -457,6 +457,14 @@ def test_ray_executor_is_byte_identical(inputs: Path, sequential, tmp_path: Path
     assert digests(tmp_path / "out") == sequential[0]
 
 
+def test_ray_without_a_cluster_is_a_usage_error_naming_our_flag(inputs: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    result = publish(*OPTIONS, "--executor", "ray", "--data-path", str(inputs), "--workdir", str(tmp_path / "work"),
+                     "--output-dir", str(tmp_path / "out"), env=env, check=False)
+    assert result.returncode == 2 and "--ray-address 'auto'" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_local_build_encodes_only_the_units_the_batches_need(inputs: Path, tmp_path: Path) -> None:
     few = ["--sampling", "all", "--batches", "1", "--batch-size", "200", "--unit-bytes", str(UNIT_BYTES)]
     work = tmp_path / "work"
