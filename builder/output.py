@@ -10,6 +10,8 @@ is written, so an interrupted run leaves nothing that loads as a dataset.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from . import interrupts
@@ -27,17 +29,27 @@ class OutputFolderError(OSError):
 
 
 def check_folder(root: Path, overwrite: bool) -> None:
-    """Check, writing nothing, that ``root`` may be used as the output folder.
+    """Check, leaving nothing behind, that ``root`` may be used as the output folder.
 
     A folder is accepted if it is missing, empty, or holds :data:`MARKER`;
     with ``overwrite``, any folder is.
 
     Raises:
-        OutputFolderError: if ``root`` is a file, or a folder holding other
-            files and ``overwrite`` is false.
+        OutputFolderError: if ``root`` is a file, a folder holding other files
+            and ``overwrite`` is false, or cannot be written (checked now, not
+            after the build).
     """
     if root.exists() and not root.is_dir():
         raise OutputFolderError(f"output folder {str(root)!r} is a file, not a folder: choose another --output-dir")
+    # Try the folder, or the nearest folder above it that exists, where the build would create it: with a
+    # folder made and removed at once, as permissions alone do not tell (root, read-only or virtual file systems).
+    existing = next(folder for folder in (root.absolute(), *root.absolute().parents) if folder.exists())
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".chesspos-probe-", dir=existing))
+    except OSError as error:
+        raise OutputFolderError(
+            f"output folder {str(root)!r} cannot be written ({error.strerror} in {str(existing)!r}): choose another --output-dir"
+        ) from error
     if root.is_dir() and not (root / MARKER).is_file() and not overwrite:
         others = sorted((p.name for p in root.iterdir()), key=lambda name: (name.startswith("."), name))
         if others:
