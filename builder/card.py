@@ -62,6 +62,13 @@ class Release:
     config: Config = CONFIGS["default"]  # the config this release built
     other_configs: dict[str, DatasetInfo] = field(default_factory=dict)  # the repo's other configs, as their cards said
     partial: str | None = None  # a sentence if the input ran out before the last batch was full
+    #: Per config the card lists, the options that decide its positions (:data:`GENERATION_KEY`).
+    generation: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+#: The card's YAML key recording, per config, the options that decide its positions, so that a
+#: release of another config into the repo can be checked against them.
+GENERATION_KEY = "chesspos_generation"
 
 
 def size_category(n: int) -> str:
@@ -105,6 +112,8 @@ def card_data(release: Release) -> DatasetCardData:
         task_categories=["other"],
         size_categories=[size_category(total)],
     )
+    if release.generation:
+        data[GENERATION_KEY] = {name: release.generation[name] for name in infos if name in release.generation}
     MetadataConfigs(
         {name: {"data_files": [{"split": split, "path": CONFIGS[name].data_files(split)} for split in SPLITS if split in info.splits]}
          for name, info in infos.items()}

@@ -38,7 +38,7 @@ from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
 from . import failures, hub, output, push, report
-from .card import Release, SourceFile, build_card
+from .card import GENERATION_KEY, Release, SourceFile, build_card
 from .hub import PublishError
 from .options import PublishOptions, add_flags, resolve_options
 from .shards import Shard
@@ -100,6 +100,35 @@ def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, obj
     return {**parameters, "config_name": config.name}
 
 
+#: The options that decide which positions each batch holds, apart from the inputs: what every config of
+#: a repo must share for the card's "every config holds the same sampled positions" to hold.
+POSITION_FIELDS: tuple[str, ...] = tuple(name for name in GENERATION_FIELDS if name not in ("data_path", "batches"))
+
+
+def position_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
+    """The :data:`POSITION_FIELDS` of this run, as the card shows them."""
+    parameters = card_parameters(options, inputs)
+    return {name: parameters[name] for name in POSITION_FIELDS}
+
+
+def check_same_positions(previous: DatasetCardData | None, held: set[str], name: str, mine: dict[str, object]) -> None:
+    """Refuse to put config ``name`` beside configs ``held`` that its card records with other position options.
+
+    Raises:
+        PublishError: naming the config, the options that differ and what to do.
+    """
+    recorded = (previous.to_dict().get(GENERATION_KEY) or {}) if previous is not None else {}
+    for other in sorted(held & set(recorded)):
+        differ = [key for key in POSITION_FIELDS if key in recorded[other] and recorded[other][key] != mine[key]]
+        if differ:
+            shown = "; ".join(f"{key}: {recorded[other][key]!r} there, {mine[key]!r} here" for key in differ)
+            raise PublishError(
+                f"config {other!r} was built with other options than this {name!r} release ({shown}): every config "
+                "holds the same sampled positions, so build it with the same options (--batches may differ), or "
+                "publish it to another repo"
+            )
+
+
 def config_batches(paths: Iterable[str]) -> dict[str, int]:
     """Config name -> its batches in a listing of release files."""
     folders = {spec.folder: name for name, spec in CONFIGS.items()}
@@ -155,6 +184,19 @@ class Publisher:
             )
         self.tag = push.check_release(self.state, options.repo, self.config, options.tag, options.resume)
 
+    def check_other_configs(self, root: Path | None, inputs: list[str]) -> None:
+        """Before any work: the configs the release keeps beside this one must hold the same positions."""
+        if self.api is not None:
+            files: Iterable[str] = self.state.files
+        elif root is not None and root.is_dir():
+            files = [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
+        else:
+            return
+        held = {name for name, count in config_batches(files).items() if count and name != self.config.name}
+        if held:
+            previous = self._previous_card(root, self.state.head)
+            check_same_positions(previous, held, self.config.name, position_parameters(self.options, inputs))
+
     def run(self) -> int:
         options = self.options
         if options.output_path is not None:
@@ -162,6 +204,7 @@ class Publisher:
         if not options.dry_run:
             self.check_remote()
         inputs = self.config.input_paths()
+        self.check_other_configs(options.output_path, inputs)
         urls = resolve_paths(inputs)  # an empty or missing data path fails here, before any work
         root = options.output_path
         scratch = None
@@ -207,6 +250,7 @@ class Publisher:
             held = {name for name, count in present.items() if count and name != config.name}
             previous = self._previous_card(root, head)
             infos = DatasetInfosDict.from_dataset_card_data(previous) if previous is not None else {}
+            recorded = (previous.to_dict().get(GENERATION_KEY) or {}) if previous is not None else {}
             counts = {**present, config.name: batches_done}
             versions = sorted(
                 ((tag, config_batches(paths)) for tag, paths in self.state.tag_files.items()),
@@ -225,6 +269,8 @@ class Publisher:
                 config=config.spec,
                 other_configs={name: info for name, info in infos.items() if name in held},
                 partial=partial,
+                generation={**{name: values for name, values in recorded.items() if name in held},
+                            config.name: position_parameters(options, inputs)},
             )
             card = build_card(release)
             if pushing and uploaded == 0 and already and options.tag is None and same_metadata(previous, card.data):
@@ -242,11 +288,11 @@ class Publisher:
         self._report(root, shards, summary, partial)
         return 0
 
-    def _previous_card(self, root: Path, head: str | None) -> DatasetCardData | None:
+    def _previous_card(self, root: Path | None, head: str | None) -> DatasetCardData | None:
         """The metadata of the card this release replaces: the repo's, or the output folder's on a dry run."""
         if self.api is None:
-            path = root / "README.md"
-            if not path.exists():
+            path = root / "README.md" if root is not None else None
+            if path is None or not path.exists():
                 return None
         elif "README.md" in self.state.files:
             with self.stages.time("hub"):

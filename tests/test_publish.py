@@ -448,3 +448,28 @@ def test_a_split_without_examples_is_not_declared_so_the_release_loads(games: Pa
     assert [f["split"] for f in data["configs"][0]["data_files"]] == ["train"]
     loaded = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))  # not streaming: every split is built
     assert list(loaded) == ["train"] and loaded["train"].num_rows == 20
+
+
+def test_a_config_built_with_other_position_options_is_refused_beside_the_others(
+    hub: Hub, games: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The card says every config holds the same sampled positions: a config built otherwise may not join them.
+    repo = "user/same-positions"
+    assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN]) == 0
+    commits = len(hub.server.commits(repo))
+    assert publish_main(["--repo", repo, *common_args(games, batches=1), "--seed", "7", "--config-name", "history",
+                         "--token", TOKEN, "--output-dir", str(tmp_path / "refused")]) == 2
+    assert "config 'default' was built with other options than this 'history' release (seed: 0 there, 7 here)" \
+        in capsys.readouterr().err
+    assert len(hub.server.commits(repo)) == commits and not (tmp_path / "refused").exists()  # before any work
+    # --batches may differ: the first batches are the same positions.
+    assert publish_main(["--repo", repo, *common_args(games, batches=2), "--config-name", "history", "--token", TOKEN]) == 0
+    card = DatasetCard.load(repo, repo_type="dataset", token=TOKEN).data
+    assert sorted(card["chesspos_generation"]) == ["default", "history"]
+    assert card["chesspos_generation"]["default"] == card["chesspos_generation"]["history"]
+    # The same holds for a local output folder.
+    out = tmp_path / "out"
+    assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1)]) == 0
+    assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1), "--train-ratio", "0.5",
+                         "--config-name", "history"]) == 2
+    assert "train_ratio: 0.95 there, 0.5 here" in capsys.readouterr().err
