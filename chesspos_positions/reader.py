@@ -29,7 +29,10 @@ from datasets.features.features import _ArrayXD
 from datasets.utils.metadata import MetadataConfigs
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
-from huggingface_hub import DatasetCard, HfApi, HfFileSystem
+from huggingface_hub import DatasetCard, HfApi, HfFileSystem, constants
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from .sources import network_errors
 
 #: One batch: column name -> numpy array whose first axis is the rows.
 Batch = dict[str, np.ndarray]
@@ -157,7 +160,18 @@ def _open_release(source: str | os.PathLike[str], revision: str | None, token: s
     repo_id = text.removeprefix(_HUB_PREFIX).strip("/")
     if repo_id.count("/") != 1:
         raise FileNotFoundError(f"{text!r} is neither a local folder nor a Hub dataset repo id ('user/name')")
-    commit = HfApi(token=token).dataset_info(repo_id, revision=revision).sha
+    try:
+        commit = HfApi(token=token).dataset_info(repo_id, revision=revision).sha
+    except RepositoryNotFoundError as error:
+        raise FileNotFoundError(
+            f"{text!r} is neither a local folder nor a dataset repo on {constants.ENDPOINT} (a private repo needs a token)"
+        ) from error
+    except HfHubHTTPError:
+        raise
+    except network_errors() as error:  # a mistyped local folder reads as a repo id, and may meet no Hub at all
+        raise ConnectionError(
+            f"{text!r} is not a local folder, and {constants.ENDPOINT} could not be reached to read it as a dataset repo: {error}"
+        ) from error
     return _Release(HfFileSystem(token=token), f"datasets/{repo_id}@{quote(commit, safe='')}", remote=True)
 
 

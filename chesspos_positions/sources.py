@@ -48,7 +48,7 @@ else:
 _CORRUPT: tuple[type[Exception], ...] = (EOFError, ZstdError, zlib.error, gzip.BadGzipFile)
 
 
-def _network_errors() -> tuple[type[Exception], ...]:
+def network_errors() -> tuple[type[Exception], ...]:
     """What reaching a remote input can raise besides OSError: httpx (hf://) and aiohttp (https://) errors.
 
     aiohttp's only once it is loaded: fsspec loads it to open an https:// URL,
@@ -114,7 +114,7 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
                     matches = resolve_pattern(pattern, base_path=os.getcwd())
                 except FileNotFoundError:
                     matches = []
-        except (OSError, *_network_errors()) as error:
+        except (OSError, *network_errors()) as error:
             raise input_failure(path, error) from error
         matches = [m for m in matches if is_pgn_path(m)]
         if not matches and is_dir:
@@ -148,7 +148,7 @@ def iter_blocks(url: str) -> Iterator[bytes]:
         with fsspec.open(url, "rb", compression="infer") as handle:
             while block := handle.read(_READ_BLOCK):
                 yield block
-    except (OSError, *_CORRUPT, *_network_errors()) as error:
+    except (OSError, *_CORRUPT, *network_errors()) as error:
         raise input_failure(url, error) from error
 
 
@@ -164,7 +164,7 @@ def file_digest(url: str) -> tuple[str, int]:
         with fs.open(path, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
         return digest, fs.size(path)
-    except (OSError, *_network_errors()) as error:
+    except (OSError, *network_errors()) as error:
         raise input_failure(url, error) from error
 
 

@@ -379,3 +379,13 @@ def test_dataloader_workers_share_the_rows(grouped: Path, hub: Hub, where: str) 
     assert batches[0]["window"].dtype == torch.int8 and tuple(batches[0]["window"].shape[1:]) == (10, 69)
     ids = torch.cat([b["row_id"] for b in batches]).tolist()
     assert sorted(ids) == list(range(sum(ROWS_PER_FILE)))
+
+
+def test_a_source_that_is_neither_a_folder_nor_a_reachable_repo_says_so(hub: Hub, tmp_path: Path) -> None:
+    # A mistyped local folder reads as a repo id: the error says it is neither, not just what the network said.
+    with pytest.raises(FileNotFoundError, match="'user/typo' is neither a local folder nor a dataset repo on"):
+        next(iter_batches("user/typo"))
+    script = "from chesspos_positions import iter_batches\nnext(iter_batches('out/typo'))"
+    env = {**hub.env(), "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert "ConnectionError: 'out/typo' is not a local folder, and http://127.0.0.1:9 could not be reached" in result.stderr
