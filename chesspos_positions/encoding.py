@@ -92,9 +92,11 @@ def board_to_token_sequence(board: chess.Board) -> np.ndarray:
     """Encode ``board`` as 69 ``int8`` tokens.
 
     Castling rights are the board's *clean* rights
-    (:meth:`chess.Board.clean_castling_rights`), the ones python-chess's
-    ``has_kingside_castling_rights`` and friends report. The en passant square
-    and the move counters are not encoded.
+    (:meth:`chess.Board.clean_castling_rights`) on the rook corners a1, h1,
+    a8 and h8: on a standard board, the ones python-chess's
+    ``has_kingside_castling_rights`` and friends report (a Chess960 board's
+    other rook squares are not encoded; the builder skips Chess960 games).
+    The en passant square and the move counters are not encoded.
     """
     tokens = np.full(SEQUENCE_LENGTH, EMPTY, dtype=np.int8)
     for square, piece in board.piece_map().items():

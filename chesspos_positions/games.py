@@ -3,8 +3,9 @@
 
 :func:`parse_game` turns one :class:`~chesspos_positions.pgn.RawGame`
 into its sampled plies, or a named reason for skipping it. A game is skipped
-whole, never partly: an illegal or unparsable move, a null move, an invalid
-FEN or a broken tag section anywhere means none of its positions is used.
+whole, never partly: an illegal or unparsable mainline move, a null move, an
+invalid FEN or a broken tag section means none of its positions is used
+(variations are not replayed: they hold no position of the game).
 Its steps are public for batch work (:func:`~chesspos_positions.generation.encode_unit`):
 :func:`start_games` (tags, checks, Elo draws; :func:`start_game` for one
 game), :func:`replay_tokens` (many games at once, natively where possible)
