@@ -11,7 +11,7 @@ depends on the time or the machine, so the same inputs give the same card.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import chess
 from datasets import DatasetInfo, SplitDict, SplitInfo
@@ -93,6 +93,15 @@ def split_infos(shards: list[Shard]) -> SplitDict:
     return splits
 
 
+def _without_empty_splits(info: DatasetInfo) -> DatasetInfo:
+    """``info`` without the splits that hold no example (a card from before they were left out)."""
+    splits = SplitDict()
+    for split in info.splits.values():
+        if split.num_examples:
+            splits.add(split)
+    return replace(info, splits=splits)
+
+
 def card_data(release: Release) -> DatasetCardData:
     """The card's YAML front matter."""
     splits = split_infos(release.shards)
@@ -102,7 +111,8 @@ def card_data(release: Release) -> DatasetCardData:
         download_size=sum(s.size for s in release.shards),
         dataset_size=sum(info.num_bytes for info in splits.values()),
     )
-    infos = {**release.other_configs, release.config.name: info}
+    infos = {**{name: _without_empty_splits(other) for name, other in release.other_configs.items()},
+             release.config.name: info}
     infos = {name: infos[name] for name in CONFIG_NAMES if name in infos}
     total = max(sum(split.num_examples for split in i.splits.values()) for i in infos.values())
     data = DatasetCardData(

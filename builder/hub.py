@@ -133,30 +133,30 @@ def authenticate(token: str | None, repo_id: str) -> tuple[HfApi, str]:
 def check_write_access(user: dict, repo_id: str) -> None:
     """Refuse, before any work, a token that the Hub would refuse only at the first commit.
 
-    ``user`` is the token's ``whoami`` answer. A read-only token cannot write
-    anywhere; a token can write only under its user's name and its
-    organisations (not those where it only has the ``read`` role). A server
-    whose answer does not list the organisations is not second-guessed.
+    ``user`` is the token's ``whoami`` answer. A token whose role is ``read``
+    cannot write anywhere; a token can write only under its user's name and
+    its organizations. A server whose answer does not list the organizations
+    is not second-guessed.
 
     Raises:
         PublishError: naming the repo, the user and what to do.
     """
     name = str(user["name"])
-    if (user.get("auth") or {}).get("accessToken", {}).get("role") == "read":
+    if ((user.get("auth") or {}).get("accessToken") or {}).get("role") == "read":
         raise PublishError(f"the Hugging Face token of {name!r} is read-only; publishing to {repo_id} needs a write token: {LOGIN_HELP}")
     orgs = user.get("orgs")
     namespace = repo_id.split("/", 1)[0]
-    if namespace == name or not isinstance(orgs, list):
+    if namespace.casefold() == name.casefold() or not isinstance(orgs, list):  # the Hub ignores case in repo ids
         return
-    roles = {org.get("name"): org.get("roleInOrg") for org in orgs if isinstance(org, dict)}
-    if namespace not in roles:
+    # An organization's members may write to some of its repos whatever their role (resource groups):
+    # membership is checked here, the rest the Hub answers.
+    members_of = [str(org.get("name")) for org in orgs if isinstance(org, dict)]
+    if namespace.casefold() not in {org.casefold() for org in members_of}:
         raise PublishError(
             f"the Hugging Face token of {name!r} cannot write to {repo_id}: {namespace!r} is neither that user nor one "
-            f"of its organizations ({', '.join(sorted(map(str, roles))) or 'none'}). Publish under {name}/..., or use "
+            f"of its organizations ({', '.join(sorted(members_of)) or 'none'}). Publish under {name}/..., or use "
             "a token of an account that may write there."
         )
-    if roles[namespace] == "read":
-        raise PublishError(f"{name!r} may only read in the organization {namespace!r}, so it cannot publish {repo_id}")
 
 
 @dataclass

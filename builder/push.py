@@ -42,9 +42,9 @@ def check_release(state: RepoState, repo: str, config: ChessposPositionsConfig, 
     interrupted = state.interrupted()
     names = {spec.folder: name for name, spec in CONFIGS.items()}
     for folder, (batches, tagged) in interrupted.items():
-        if folder != state.folder:
+        if folder != state.folder and folder in names:
             # Its batches are not in the card yet: this release's card and tag would hold them as they are.
-            name = names.get(folder, folder.rstrip("/"))
+            name = names[folder]
             raise PublishError(
                 f"{repo}: the last release of config {name!r} was interrupted ({batches} batches on main, {tagged} at "
                 f"its newest tag). Finish it first: rerun it with --config-name {name} --resume and its original "

@@ -320,8 +320,8 @@ def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecuto
                 ray.init(address=settings.ray_address)
             except ConnectionError as error:  # Ray's message names its own flag, --address
                 raise ExecutorSetupError(
-                    f"--executor ray found no Ray cluster at --ray-address {settings.ray_address!r}: start one "
-                    "(ray start --head) or pass the address of a running one (--ray-address HOST:PORT)"
+                    f"--executor ray could not join a Ray cluster at --ray-address {settings.ray_address!r}: start one "
+                    f"(ray start --head) or pass the address of a running one (--ray-address HOST:PORT). Ray said: {error}"
                 ) from error
         return RayPipelineExecutor(**common)
     return SlurmPipelineExecutor(

@@ -24,6 +24,7 @@ from huggingface_hub import DatasetCard, HfApi
 
 from builder import hub as hub_client
 from builder.publish import main as publish_main
+from builder.shards import Shard
 from chesspos_positions import ChessposPositions
 from conftest import TOKEN, Hub
 from pgn_fixtures import legal_games, write_pgn
@@ -428,10 +429,13 @@ def test_write_access_follows_the_whoami_answer() -> None:
 
     hub_client.check_write_access(whoami(), "user/mine")
     hub_client.check_write_access(whoami(orgs=[{"name": "team", "roleInOrg": "write"}]), "team/data")
-    hub_client.check_write_access({"name": "user"}, "team/data")  # a server that lists no organisations
+    # A read role may still write to some repos (resource groups): the Hub decides. Names ignore case.
+    hub_client.check_write_access(whoami(orgs=[{"name": "team", "roleInOrg": "read"}]), "Team/data")
+    hub_client.check_write_access(whoami(), "User/mine")
+    hub_client.check_write_access({"name": "user"}, "team/data")  # a server that lists no organizations
+    hub_client.check_write_access({"name": "user", "auth": {"accessToken": None}}, "user/mine")
     for user, repo, message in [
         (whoami(role="read"), "user/mine", "read-only"),
-        (whoami(orgs=[{"name": "team", "roleInOrg": "read"}]), "team/data", "may only read"),
         (whoami(orgs=[{"name": "team"}]), "elsewhere/data", "neither that user nor one of its organizations (team)"),
     ]:
         with pytest.raises(hub_client.PublishError, match=re.escape(message)):
@@ -473,3 +477,48 @@ def test_a_config_built_with_other_position_options_is_refused_beside_the_others
     assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1), "--train-ratio", "0.5",
                          "--config-name", "history"]) == 2
     assert "train_ratio: 0.95 there, 0.5 here" in capsys.readouterr().err
+
+
+def test_only_a_config_joining_the_release_is_held_to_the_others_options(games: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for name in ("default", "history"):
+        assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1), "--config-name", name]) == 0
+    # As if default had been built with another seed: a release from before the options were recorded.
+    card = DatasetCard.load(out / "README.md")
+    card.data["chesspos_generation"]["default"]["seed"] = 99
+    card.save(out / "README.md")
+    # history is already there: its own shards hold it; a new config is checked against every record.
+    assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1), "--config-name", "history"]) == 0
+    assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1), "--config-name", "tensor"]) == 2
+
+
+def test_folders_that_are_no_config_do_not_block_a_release() -> None:
+    from builder.push import check_release
+    from chesspos_positions.builder import ChessposPositionsConfig
+
+    shard = "train/batch_001.parquet"
+    state = hub_client.RepoState("", head="abc", files={shard: "x", "test/batch_001.parquet": "y", f"notes/{shard}": "z"},
+                                 tag_files={"v1": [shard, "test/batch_001.parquet"]})
+    assert check_release(state, "user/r", ChessposPositionsConfig(batches=2), None, resume=False) == "v2"
+    state.files["history/" + shard] = "h"  # an untagged history batch: an interrupted release of that config
+    with pytest.raises(hub_client.PublishError, match="config 'history' was interrupted"):
+        check_release(state, "user/r", ChessposPositionsConfig(batches=2), None, resume=False)
+
+
+def test_a_card_drops_the_empty_splits_an_older_card_declared() -> None:
+    from datasets import DatasetInfo
+    from datasets.splits import SplitDict, SplitInfo
+
+    from builder.card import Release, card_data
+    from chesspos_positions.configs import CONFIGS
+    from chesspos_positions.games import Summary
+
+    splits = SplitDict()
+    splits.add(SplitInfo(name="train", num_examples=3, num_bytes=30))
+    splits.add(SplitInfo(name="test", num_examples=0, num_bytes=0))
+    shard = Shard("history/train/batch_001.parquet", Path("x"), 3, 30, 10, "0" * 64)
+    release = Release(repo_id="user/r", pretty_name="p", license="cc0-1.0", parameters={}, sources=[], summary=Summary(),
+                      shards=[shard], versions=[("v1", {"history": 1})], config=CONFIGS["history"],
+                      other_configs={"default": DatasetInfo(splits=splits)})
+    configs = {c["config_name"]: [f["split"] for f in c["data_files"]] for c in card_data(release).to_dict()["configs"]}
+    assert configs == {"default": ["train"], "history": ["train"]}
