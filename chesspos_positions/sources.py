@@ -10,6 +10,7 @@ stream cut short (an interrupted download) is an error, not a shorter file.
 from __future__ import annotations
 
 import codecs
+import glob
 import gzip
 import hashlib
 import os
@@ -108,7 +109,8 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
                 # A file whose name looks like a pattern (game[1].pgn) is that file.
                 matches = [path if "://" in path else os.path.abspath(path)]
             else:
-                pattern = posixpath.join(path, "**") if is_dir else path
+                # So is a folder (data[1]/): its name is escaped before the pattern of its files.
+                pattern = posixpath.join(glob.escape(path), "**") if is_dir else path
                 try:
                     # Suffixes are checked below, in any case (GAMES.PGN): datasets' own check is case-sensitive.
                     matches = resolve_pattern(pattern, base_path=os.getcwd())

@@ -156,6 +156,9 @@ def test_directories_globs_and_order(games_file, tmp_path: Path) -> None:
     assert [r.headers["Event"] for r in iter_position_records(tmp_path / "sub", sampling="all")] == ["c", "b"]
     assert [r.headers["Event"] for r in iter_position_records(tmp_path / "sub" / "C.PGN", sampling="all")] == ["c"]
     assert [r.headers["Event"] for r in iter_position_records(tmp_path / "game[1].pgn", sampling="all")] == ["d"]
+    (tmp_path / "set[2]").mkdir()
+    (tmp_path / "set[2]" / "e.pgn").write_text('[Event "e"]\n\n1. g3 *\n')
+    assert [r.headers["Event"] for r in iter_position_records(tmp_path / "set[2]", sampling="all")] == ["e"]
 
 
 def test_empty_or_missing_data_path_names_the_path(tmp_path: Path) -> None:
