@@ -93,8 +93,8 @@ def work_folder(options: PublishOptions) -> Iterator[WorkFolder]:
     scratch = tempfile.mkdtemp(prefix="chesspos-work-")
     try:
         yield WorkFolder(Path(scratch))
-    except StagesError:
-        raise
+    except StagesError as error:
+        raise StagesError(f"{error} The temporary work folder {scratch} is kept for that: delete it when done.") from error
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

@@ -342,6 +342,7 @@ def test_killed_worker_stops_the_build_which_a_rerun_finishes(inputs: Path, stal
     assert process.returncode == 1, stderr  # a runtime failure: rerunning is the fix
     assert "of the local run died (killed by SIGKILL" in stderr and f"--workdir {work} to resume" in stderr, stderr[-2000:]
     assert any((work / "logs" / "encode" / "completions").iterdir())  # the folder it names is there, with what finished
+    assert own_workdir or f"temporary work folder {work} is kept for that: delete it when done" in stderr
     stalled_input.release.set()
     publish(*options, "--workdir", str(work), "--output-dir", str(tmp_path / "out"))
     publish(*options, "--output-dir", str(tmp_path / "fresh"))
