@@ -61,6 +61,9 @@ class Sampling:
             raise ValueError(f"ply_keep must be in [0, 1], got {self.ply_keep}")
         if self.ply_full < 0:
             raise ValueError(f"ply_full must be >= 0, got {self.ply_full}")
+        for name in ("min_base_time", "min_ply", "max_ply"):
+            if (value := getattr(self, name)) is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 (or null: no limit), got {value}")
         if self.min_ply is not None and self.max_ply is not None and self.min_ply > self.max_ply:
             raise ValueError(f"min_ply {self.min_ply} is greater than max_ply {self.max_ply}")
 

@@ -283,6 +283,7 @@ def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pyte
         ({"batchez": 2}, "unknown key 'batchez'"),
         ({"batches": "two"}, "batches must be int"),
         ({"train_ratio": 1.5}, "train_ratio"),
+        ({"min_base_time": -1}, "min_base_time must be >= 0"),
         ({"token": "x"}, "HF_TOKEN"),
     ]:
         config.write_text(yaml.safe_dump(content))
