@@ -23,6 +23,8 @@ class Terminated(BaseException):
 
 
 _received: list[BaseException] = []
+#: Inside :func:`deferred`: interrupts are recorded, not raised.
+_deferring = False
 
 
 @contextmanager
@@ -45,7 +47,8 @@ def handled() -> Iterator[list[BaseException]]:
             return
         interrupt = KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         _received.append(interrupt)
-        raise interrupt
+        if not _deferring:
+            raise interrupt
 
     previous_hook = sys.unraisablehook
 
@@ -98,6 +101,22 @@ def held() -> Iterator[None]:
                         signal.signal(sig, handler)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Run a few steps that must all happen or none: an interrupt meanwhile is raised as the block ends.
+
+    Unlike :func:`held`, this does not depend on which thread the signal
+    reaches: Python runs its handler in the main thread, which records it.
+    """
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    raise_received()
 
 
 def raise_received() -> None:

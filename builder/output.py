@@ -89,6 +89,7 @@ def complete(root: Path, shards: list[Shard], card: Path) -> None:
             release stays incomplete, as the user asked.
     """
     interrupts.raise_received()
-    for shard in shards:
-        shard.local_path.replace(root / shard.path_in_repo)
-    pending_path(card).replace(card)
+    with interrupts.deferred():  # every final name or none: an interrupt waits for the last rename
+        for shard in shards:
+            shard.local_path.replace(root / shard.path_in_repo)
+        pending_path(card).replace(card)

@@ -467,3 +467,29 @@ def test_commit_that_landed_is_not_a_conflict(hub: Hub, tmp_path: Path, monkeypa
     hub.server.fail_next(1, status=503, path_contains=f"/{repo}/commit/")
     with pytest.raises(hub_client.RepoChangedError, match="changed while publishing"):
         hub_client.commit(api, repo, [("train/c.parquet", other)], "Add c", head)
+
+
+RENAMES_THEN_SIGTERM = """
+import os, pathlib, runpy, signal, sys
+replace, renamed = pathlib.Path.replace, []
+def interrupted_replace(self, target):
+    result = replace(self, target)
+    if self.name.endswith(".parquet.partial"):
+        renamed.append(self)
+        if len(renamed) == 2:  # as if SIGTERM arrived between two shards getting their final names
+            os.kill(os.getpid(), signal.SIGTERM)
+    return result
+pathlib.Path.replace = interrupted_replace
+sys.argv = ["builder.publish", *sys.argv[1:]]
+runpy.run_module("builder.publish", run_name="__main__")
+"""
+
+
+def test_an_interrupt_while_the_release_gets_its_final_names_waits_for_the_last(games: Path, tmp_path: Path) -> None:
+    # Every final name or none: a release renamed in part would load as a smaller dataset.
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-c", RENAMES_THEN_SIGTERM, "--dry-run", "--output-dir", str(out),
+                             *common_args(games)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 143, result.stderr[-2000:]
+    assert not list(out.rglob("*.partial"))
+    assert len(list(out.rglob("*.parquet"))) == 6 and (out / "README.md").is_file()
