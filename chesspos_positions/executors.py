@@ -38,7 +38,7 @@ ExecutorKind = Literal["local", "slurm", "ray"]
 EXECUTORS: Final = get_args(ExecutorKind)
 
 #: The keys of a config file's ``slurm:`` section, with datatrove's names and meanings.
-SLURM_KEYS: Final = ("partition", "time", "cpus_per_task", "mem_per_cpu_gb", "venv_path", "env_command", "sbatch_args")
+SLURM_KEYS: Final = ("partition", "time", "qos", "cpus_per_task", "mem_per_cpu_gb", "venv_path", "env_command", "sbatch_args")
 
 
 def _start_method() -> str:
@@ -336,7 +336,10 @@ def _slurm_options(options: dict[str, Any]) -> dict[str, Any]:
     missing = {"partition", "time"} - set(options)
     if missing:
         raise ExecutorSetupError(f"the slurm: section needs {' and '.join(sorted(missing))}")
-    return dict(options)
+    if not isinstance(options.get("sbatch_args") or {}, dict):
+        raise ExecutorSetupError(f"slurm: sbatch_args must be a mapping of sbatch options, got {options['sbatch_args']!r}")
+    # No qos unless asked for (here or in sbatch_args): datatrove's default, "normal", is not every cluster's.
+    return {**options, "qos": options.get("qos")}
 
 
 def _incomplete(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range,
@@ -405,12 +408,20 @@ def _run_slurm(stages: list[Stage], settings: ExecutorSettings) -> None:
         executors: list[PipelineExecutor] = []
         for stage in stages:
             executors.append(_executor(stage, settings, depends=executors[-1] if executors else None))
-        executors[-1].run()  # launches its dependencies first, each with afterok on the previous one
-        jobs = {stage.name: str(e.job_id) for stage, e in zip(stages, executors) if e.job_id not in (None, -1)}
-        job_ids = list(jobs.values())
-        jobs_file.parent.mkdir(parents=True, exist_ok=True)
-        jobs_file.write_text(json.dumps(jobs))
-    if not settings.wait:
+        try:
+            executors[-1].run()  # launches its dependencies first, each with afterok on the previous one
+        except subprocess.CalledProcessError as error:  # sbatch printed why on stderr
+            raise ExecutorSetupError(
+                f"sbatch refused a job ({error}): check the slurm: section (partition, qos, account ...)"
+            ) from error
+        finally:
+            # Also when a later submission failed or was interrupted: a rerun must wait for the jobs
+            # already queued, not submit them twice.
+            jobs = {stage.name: str(e.job_id) for stage, e in zip(stages, executors) if e.job_id not in (None, -1)}
+            job_ids = list(jobs.values())
+            jobs_file.parent.mkdir(parents=True, exist_ok=True)
+            jobs_file.write_text(json.dumps(jobs))
+    if not settings.wait and job_ids:  # none: nothing was left to run, so the release can finish now
         _stop_if_stuck(stages, settings, jobs, _queued(job_ids))
         raise StagesPending(
             f"Slurm jobs {', '.join(job_ids) or '(none needed)'} are submitted; rerun the same command to finish "

@@ -387,6 +387,7 @@ def test_slurm_executor_through_stub_scripts_is_byte_identical(inputs: Path, seq
     assert len(launched) == 6  # encode, plan, write, and datatrove's stats-merging job after each
     assert all(p.read_text() == "COMPLETED" for p in launched), {p.name: p.read_text() for p in launched}
     assert list((work / "logs" / "encode" / "slurm_logs").glob("*.out"))
+    assert "--qos" not in (work / "logs" / "encode" / "launch_script.slurm").read_text()
 
 
 def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tmp_path: Path) -> None:
@@ -407,12 +408,74 @@ def test_slurm_executor_reports_a_failed_task_and_how_to_resume(inputs: Path, tm
 
 def test_a_wrong_slurm_option_is_a_usage_error(inputs: Path, tmp_path: Path) -> None:
     config = tmp_path / "slurm.yaml"
-    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00", "qos": "x"}}))
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00", "gpu": "x"}}))
+    env = slurm_env(tmp_path)
     result = publish(*OPTIONS, "--config", str(config), "--data-path", str(inputs), "--workdir", str(tmp_path / "work"),
-                     "--output-dir", str(tmp_path / "out"), env=slurm_env(tmp_path), check=False)
+                     "--output-dir", str(tmp_path / "out"), env=env, check=False)
     assert result.returncode == 2, result.stderr[-2000:]  # fix the config, unlike failed tasks (exit code 1)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and str(config) in errors[0] and "'qos'" in errors[0], errors
+    assert len(errors) == 1 and str(config) in errors[0] and "'gpu'" in errors[0], errors
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00",
+                                                                       "sbatch_args": "account=x"}}))
+    result = publish(*OPTIONS, "--config", str(config), "--data-path", str(inputs), "--workdir", str(tmp_path / "work"),
+                     "--output-dir", str(tmp_path / "out"), env=env, check=False)
+    assert result.returncode == 2 and "sbatch_args must be a mapping" in result.stderr and "Traceback" not in result.stderr
+
+
+REFUSING_SBATCH = """#!/bin/sh
+# sbatch as a cluster answers a job it refuses: an error on stderr, exit 1. Else the stub's sbatch.
+for script; do :; done
+if [ -f "$REFUSE_MARK" ] && grep -q "job-name=$REFUSE_JOB" "$script"; then
+    echo "sbatch: error: Batch job submission failed: Invalid qos specification" >&2
+    exit 1
+fi
+exec "$STUB_SBATCH" "$@"
+"""
+
+
+def test_a_job_sbatch_refuses_is_one_error_and_the_jobs_queued_before_it_are_not_submitted_again(
+    inputs: Path, sequential, tmp_path: Path
+) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00"}}))
+    env = slurm_env(tmp_path)
+    wrapper = tmp_path / "bin"
+    wrapper.mkdir()
+    (wrapper / "sbatch").write_text(REFUSING_SBATCH)
+    (wrapper / "sbatch").chmod(0o755)
+    mark = tmp_path / "refuse"
+    mark.touch()
+    env.update(PATH=f"{wrapper}{os.pathsep}{env['PATH']}", STUB_SBATCH=str(STUBS / "sbatch"), REFUSE_MARK=str(mark),
+               REFUSE_JOB="chesspos-plan")
+    command = [*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(inputs),
+               "--workdir", str(tmp_path / "work"), "--output-dir", str(tmp_path / "out")]
+    refused = publish(*command, env=env, check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert [line for line in refused.stderr.splitlines() if line.startswith("error:")][0].startswith("error: sbatch refused a job")
+    encode_jobs = len(wait_for_stub_jobs(tmp_path))  # the Encode array went through before Plan was refused
+    mark.unlink()
+    publish(*command, env=env)
+    assert digests(tmp_path / "out") == sequential[0]
+    jobs = [(tmp_path / "slurm" / f"{p.name}.sh").read_text() for p in wait_for_stub_jobs(tmp_path)]
+    # One Encode array in all (datatrove's stats-merging job of a stage carries the stage's name too).
+    assert sum("launch_pickled_pipeline" in script and "/encode/" in script for script in jobs) == 1 and encode_jobs >= 1
+
+
+def test_slurm_no_wait_then_the_same_command_finishes_the_release(inputs: Path, sequential, tmp_path: Path) -> None:
+    # The README's promise: submit with --no-wait, then rerun the very same command once the jobs are done.
+    config = tmp_path / "slurm.yaml"
+    config.write_text(yaml.safe_dump({"executor": "slurm", "slurm": {"partition": "cpu", "time": "1:00:00", "qos": "high"}}))
+    env = slurm_env(tmp_path)
+    work = tmp_path / "work"
+    command = [*OPTIONS, "--unit-bytes", str(SLURM_UNIT_BYTES), "--config", str(config), "--data-path", str(inputs),
+               "--workdir", str(work), "--output-dir", str(tmp_path / "out"), "--no-wait"]
+    assert "rerun the same command" in publish(*command, env=env).stdout
+    submitted = len(wait_for_stub_jobs(tmp_path))
+    finished = publish(*command, env=env)
+    assert "games read" in finished.stdout and digests(tmp_path / "out") == sequential[0]
+    assert len(list((tmp_path / "slurm" / "jobs").iterdir())) == submitted  # nothing submitted again
+    # qos is passed when given, and datatrove's own default ("normal") is not sent otherwise.
+    assert "#SBATCH --qos=high" in (work / "logs" / "encode" / "launch_script.slurm").read_text()
 
 
 def truncated_slurm_build(inputs: Path, tmp_path: Path, *extra: str) -> tuple[list[str], Path]:
