@@ -493,3 +493,13 @@ def test_an_interrupt_while_the_release_gets_its_final_names_waits_for_the_last(
     assert result.returncode == 143, result.stderr[-2000:]
     assert not list(out.rglob("*.partial"))
     assert len(list(out.rglob("*.parquet"))) == 6 and (out / "README.md").is_file()
+
+
+def test_a_unit_size_that_makes_too_many_tasks_is_refused(hub: Hub, games: Path, tmp_path: Path) -> None:
+    # --unit-bytes 1 on a few hundred kB would be one datatrove task per byte: a build that never starts.
+    big = tmp_path / "big.pgn"
+    big.write_text(games.read_text() * (200_000 // games.stat().st_size + 1))
+    out = tmp_path / "out"
+    result = publish(hub, "--dry-run", "--output-dir", str(out), "--data-path", str(big), "--unit-bytes", "1", check=False)
+    assert "pass a larger --unit-bytes" in assert_one_error_line(result, 2, "--unit-bytes 1")
+    assert not out.exists()
