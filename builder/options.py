@@ -238,6 +238,8 @@ def validate(options: PublishOptions) -> None:
         raise OptionsError(f"--num-proc must be >= 1, got {options.num_proc}")
     if options.executor != "local" and options.workdir is None:
         raise OptionsError(f"--executor {options.executor} needs --workdir DIR, on storage every node reaches")
+    if options.no_wait and options.executor != "slurm":
+        raise OptionsError(f"--no-wait applies to --executor slurm only, not {options.executor}: the run would wait anyway")
     if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):
         raise OptionsError("--executor slurm needs a slurm: section in the --config file with at least partition and time")
     if options.unit_bytes < 1:

@@ -113,9 +113,10 @@ class WorkFolder:
             held = read_json(path)
             if held != wanted:
                 differ = sorted(k for k in held.keys() | wanted.keys() if held.get(k) != wanted.get(k))
+                shown = "; ".join(f"{key}: {_short(held.get(key))} there, {_short(wanted.get(key))} here" for key in differ)
                 raise WorkFolderError(
-                    f"work folder {self.root} holds a build with other {', '.join(differ)}: rerun with the options "
-                    "it was made with, or use another --workdir"
+                    f"work folder {self.root} holds a build with other {', '.join(differ)} ({shown}): rerun with the "
+                    "options it was made with, or use another --workdir"
                 )
             return
         write_json(path, wanted)
@@ -156,6 +157,12 @@ def write_json(path: Path, data: object) -> None:
     temporary = _partial(path)
     temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(temporary, path)
+
+
+def _short(value: object, width: int = 60) -> str:
+    """``repr(value)``, cut to ``width`` characters: a work folder's inputs list can be long."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def read_json(path: Path) -> dict:

@@ -298,6 +298,8 @@ def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pyte
     (tmp_path / "a-file").write_text("")
     assert publish_main(["--dry-run", "--workdir", str(tmp_path / "a-file"), "--data-path", str(games), "--output-dir", str(out)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+    assert publish_main(["--dry-run", "--no-wait", "--data-path", str(games), "--output-dir", str(out)]) == 2
+    assert "--no-wait applies to --executor slurm only" in capsys.readouterr().err
     # An output folder that cannot be made is refused before the build, not after it.
     assert publish_main(["--dry-run", "--data-path", str(games), "--output-dir", str(tmp_path / "a-file" / "out")]) == 2
     captured = capsys.readouterr()

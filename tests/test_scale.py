@@ -222,7 +222,7 @@ def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Pat
     assert digests(tmp_path / "two") == digests(tmp_path / "one") == sequential[0]
     assert (tmp_path / "two" / "README.md").read_text() == (tmp_path / "one" / "README.md").read_text()
     refused = publish(*OPTIONS, "--seed", "4", "--data-path", str(inputs), "--workdir", str(work), check=False)
-    assert refused.returncode == 2 and "holds a build with other seed" in refused.stderr
+    assert refused.returncode == 2 and "holds a build with other seed (seed: 3 there, 4 here)" in refused.stderr
 
 
 def test_killed_build_resumes_to_the_same_shards(inputs: Path, sequential, tmp_path: Path) -> None:
