@@ -105,17 +105,14 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
         try:
             fs, root = fsspec.core.url_to_fs(path)
             is_dir = fs.isdir(root)
-            if not is_dir and glob_like(path) and fs.isfile(root):
-                # A file whose name looks like a pattern (game[1].pgn) is that file.
-                matches = [path if "://" in path else os.path.abspath(path)]
-            else:
-                # So is a folder (data[1]/): its name is escaped before the pattern of its files.
-                pattern = posixpath.join(glob.escape(path), "**") if is_dir else path
-                try:
-                    # Suffixes are checked below, in any case (GAMES.PGN): datasets' own check is case-sensitive.
-                    matches = resolve_pattern(pattern, base_path=os.getcwd())
-                except FileNotFoundError:
-                    matches = []
+            # A folder or file that exists is itself, even where its name looks like a pattern (data[1]/, game[1].pgn).
+            literal = glob.escape(path) if is_dir or (glob_like(path) and fs.isfile(root)) else path
+            pattern = posixpath.join(literal, "**") if is_dir else literal
+            try:
+                # Suffixes are checked below, in any case (GAMES.PGN): datasets' own check is case-sensitive.
+                matches = resolve_pattern(pattern, base_path=os.getcwd())
+            except FileNotFoundError:
+                matches = []
         except (OSError, *network_errors()) as error:
             raise input_failure(path, error) from error
         matches = [m for m in matches if is_pgn_path(m)]
