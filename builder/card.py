@@ -11,6 +11,7 @@ depends on the time or the machine, so the same inputs give the same card.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import chess
@@ -79,27 +80,32 @@ def size_category(n: int) -> str:
 
 
 def split_infos(shards: list[Shard]) -> SplitDict:
-    """Exact per-split example and byte counts of the shards, for the splits that hold examples.
+    """Exact per-split example and byte counts of the shards, for the splits that hold examples."""
+    by_split = {split: [s for s in shards if s.split == split] for split in SPLITS}
+    return _declared(
+        SplitInfo(name=split, num_examples=sum(s.num_examples for s in own), num_bytes=sum(s.num_bytes for s in own))
+        for split, own in by_split.items()
+    )
+
+
+def _declared(splits: Iterable[SplitInfo]) -> SplitDict:
+    """The splits a card declares: those holding examples.
 
     A split whose shards are all empty (a one-game input, or a batch size
     whose test quota rounds to 0) is not declared: ``load_dataset`` without
-    streaming refuses a declared split with no examples.
+    streaming refuses a declared split with no examples. Applied to the
+    other configs' entries too, which an older card may have declared.
     """
-    splits = SplitDict()
-    for split in SPLITS:
-        own = [s for s in shards if s.split == split]
-        if examples := sum(s.num_examples for s in own):
-            splits.add(SplitInfo(name=split, num_examples=examples, num_bytes=sum(s.num_bytes for s in own)))
-    return splits
-
-
-def _without_empty_splits(info: DatasetInfo) -> DatasetInfo:
-    """``info`` without the splits that hold no example (a card from before they were left out)."""
-    splits = SplitDict()
-    for split in info.splits.values():
+    declared = SplitDict()
+    for split in splits:
         if split.num_examples:
-            splits.add(split)
-    return replace(info, splits=splits)
+            declared.add(split)
+    return declared
+
+
+def recorded_generation(data: DatasetCardData | None) -> dict[str, dict[str, object]]:
+    """The position options a card records per config (:data:`GENERATION_KEY`); none in a card from before."""
+    return (data.to_dict().get(GENERATION_KEY) or {}) if data is not None else {}
 
 
 def card_data(release: Release) -> DatasetCardData:
@@ -111,7 +117,7 @@ def card_data(release: Release) -> DatasetCardData:
         download_size=sum(s.size for s in release.shards),
         dataset_size=sum(info.num_bytes for info in splits.values()),
     )
-    infos = {**{name: _without_empty_splits(other) for name, other in release.other_configs.items()},
+    infos = {**{name: replace(other, splits=_declared(other.splits.values())) for name, other in release.other_configs.items()},
              release.config.name: info}
     infos = {name: infos[name] for name in CONFIG_NAMES if name in infos}
     total = max(sum(split.num_examples for split in i.splits.values()) for i in infos.values())

@@ -29,7 +29,7 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
 from chesspos_positions.builder import EMBEDDED_SAMPLE, GENERATION_FIELDS
-from chesspos_positions.configs import CONFIGS
+from chesspos_positions.configs import CONFIG_OF_FOLDER
 from chesspos_positions.executors import ExecutorSetupError, StagesPending
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import SPLITS
@@ -38,7 +38,7 @@ from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
 from . import failures, hub, output, push, report
-from .card import GENERATION_KEY, Release, SourceFile, build_card
+from .card import Release, SourceFile, build_card, recorded_generation
 from .hub import PublishError
 from .options import PublishOptions, add_flags, resolve_options
 from .shards import Shard
@@ -117,7 +117,7 @@ def check_same_positions(previous: DatasetCardData | None, held: set[str], name:
     Raises:
         PublishError: naming the config, the options that differ and what to do.
     """
-    recorded = (previous.to_dict().get(GENERATION_KEY) or {}) if previous is not None else {}
+    recorded = recorded_generation(previous)
     for other in sorted(held & set(recorded)):
         differ = [key for key in POSITION_FIELDS if key in recorded[other] and recorded[other][key] != mine[key]]
         if differ:
@@ -131,8 +131,7 @@ def check_same_positions(previous: DatasetCardData | None, held: set[str], name:
 
 def config_batches(paths: Iterable[str]) -> dict[str, int]:
     """Config name -> its batches in a listing of release files."""
-    folders = {spec.folder: name for name, spec in CONFIGS.items()}
-    return {folders[folder]: n for folder, n in hub.count_batches(paths).items() if folder in folders}
+    return {CONFIG_OF_FOLDER[folder]: n for folder, n in hub.count_batches(paths).items() if folder in CONFIG_OF_FOLDER}
 
 
 #: The card metadata a release decides: the rest (the body, the other configs' entries) follows from it.
@@ -186,14 +185,8 @@ class Publisher:
 
     def check_other_configs(self, root: Path | None, inputs: list[str]) -> None:
         """Before any work: a config new to the release must hold the same positions as the configs beside it."""
-        if self.api is not None:
-            files: Iterable[str] = self.state.files
-        elif root is not None and root.is_dir():
-            files = [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
-        else:
-            return
-        present = config_batches(files)
-        held = {name for name, count in present.items() if count and name != self.config.name}
+        present = self._release_batches(root)
+        held = present.keys() - {self.config.name}
         # Only a config that joins the repo: one already there is held to its own shards, byte for byte,
         # and may sit beside configs of releases from before the options were recorded.
         if held and not present.get(self.config.name):
@@ -248,12 +241,11 @@ class Publisher:
         already = [tag for tag, n in self.state.tags.items() if n == batches_done]
         with self.stages.time("card"):
             # The other configs the release holds keep their files and their card entries.
-            files = self.state.files if pushing else [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
-            present = config_batches(files)
-            held = {name for name, count in present.items() if count and name != config.name}
+            present = self._release_batches(root)
+            held = present.keys() - {config.name}
             previous = self._previous_card(root, head)
             infos = DatasetInfosDict.from_dataset_card_data(previous) if previous is not None else {}
-            recorded = (previous.to_dict().get(GENERATION_KEY) or {}) if previous is not None else {}
+            recorded = recorded_generation(previous)
             counts = {**present, config.name: batches_done}
             versions = sorted(
                 ((tag, config_batches(paths)) for tag, paths in self.state.tag_files.items()),
@@ -290,6 +282,14 @@ class Publisher:
         output.complete(root, shards, card_path)
         self._report(root, shards, summary, partial)
         return 0
+
+    def _release_batches(self, root: Path | None) -> dict[str, int]:
+        """Config -> its batches in the release this run adds to: the repo's main branch, or the output folder's."""
+        if self.api is not None:
+            return config_batches(self.state.files)
+        if root is None or not root.is_dir():
+            return {}
+        return config_batches(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
 
     def _previous_card(self, root: Path | None, head: str | None) -> DatasetCardData | None:
         """The metadata of the card this release replaces: the repo's, or the output folder's on a dry run."""

@@ -16,7 +16,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 
 from chesspos_positions.builder import ChessposPositionsConfig
-from chesspos_positions.configs import CONFIGS
+from chesspos_positions.configs import CONFIG_OF_FOLDER
 
 from . import hub
 from .hub import PublishError, RepoState
@@ -40,11 +40,10 @@ def check_release(state: RepoState, repo: str, config: ChessposPositionsConfig, 
             f"Ask for at least {state.batches}."
         )
     interrupted = state.interrupted()
-    names = {spec.folder: name for name, spec in CONFIGS.items()}
     for folder, (batches, tagged) in interrupted.items():
-        if folder != state.folder and folder in names:
+        if folder != state.folder and folder in CONFIG_OF_FOLDER:
             # Its batches are not in the card yet: this release's card and tag would hold them as they are.
-            name = names[folder]
+            name = CONFIG_OF_FOLDER[folder]
             raise PublishError(
                 f"{repo}: the last release of config {name!r} was interrupted ({batches} batches on main, {tagged} at "
                 f"its newest tag). Finish it first: rerun it with --config-name {name} --resume and its original "

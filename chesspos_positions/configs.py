@@ -101,6 +101,9 @@ CONFIGS: Final[dict[str, Config]] = {
 }
 
 
+#: The config whose shards live in each folder of a release (:attr:`Config.folder`).
+CONFIG_OF_FOLDER: Final[dict[str, str]] = {spec.folder: name for name, spec in CONFIGS.items()}
+
 def array_column(values: np.ndarray, feature: Array2D | Array4D) -> pa.ExtensionArray:
     """``(n, *feature.shape)`` values as the ``datasets`` ArrayND extension column of ``feature``.
 
