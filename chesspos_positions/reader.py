@@ -166,7 +166,7 @@ def _open_release(source: str | os.PathLike[str], revision: str | None, token: s
         raise FileNotFoundError(
             f"{text!r} is neither a local folder nor a dataset repo on {constants.ENDPOINT} (a private repo needs a token)"
         ) from error
-    except HfHubHTTPError:
+    except HfHubHTTPError:  # the Hub answered (401, 403, ...): its error says more; it is also an httpx HTTPError
         raise
     except network_errors() as error:  # a mistyped local folder reads as a repo id, and may meet no Hub at all
         raise ConnectionError(

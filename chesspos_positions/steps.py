@@ -27,6 +27,7 @@ import bisect
 import json
 import logging
 import os
+import reprlib
 import shutil
 import socket
 import tempfile
@@ -113,7 +114,8 @@ class WorkFolder:
             held = read_json(path)
             if held != wanted:
                 differ = sorted(k for k in held.keys() | wanted.keys() if held.get(k) != wanted.get(k))
-                shown = "; ".join(f"{key}: {_short(held.get(key))} there, {_short(wanted.get(key))} here" for key in differ)
+                # reprlib: a folder's list of inputs can be long.
+                shown = "; ".join(f"{key}: {reprlib.repr(held.get(key))} there, {reprlib.repr(wanted.get(key))} here" for key in differ)
                 raise WorkFolderError(
                     f"work folder {self.root} holds a build with other {', '.join(differ)} ({shown}): rerun with the "
                     "options it was made with, or use another --workdir"
@@ -157,12 +159,6 @@ def write_json(path: Path, data: object) -> None:
     temporary = _partial(path)
     temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(temporary, path)
-
-
-def _short(value: object, width: int = 60) -> str:
-    """``repr(value)``, cut to ``width`` characters: a work folder's inputs list can be long."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def read_json(path: Path) -> dict:
