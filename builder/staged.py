@@ -21,7 +21,7 @@ from pathlib import Path
 from datatrove.data import DocumentsPipeline
 
 from chesspos_positions.configs import Config
-from chesspos_positions.executors import ExecutorSettings, ExecutorSetupError, Stage, StagesError, run_stages
+from chesspos_positions.executors import ExecutorSettings, Stage, StagesError, run_stages
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import SPLITS
 from chesspos_positions.steps import (
@@ -37,7 +37,6 @@ from chesspos_positions.steps import (
     write_json,
 )
 from chesspos_positions.timing import StageTimes
-from chesspos_positions.units import UNIT_BYTES
 
 from . import output
 from .options import PublishOptions
@@ -68,12 +67,6 @@ class WriteStep(JobStep):
 
 def _record(folder: WorkFolder, index: int) -> Path:
     return folder.root / "shards" / f"batch_{index}.json"
-
-
-#: The most Encode tasks a build may have: each is a datatrove rank with its own files and log,
-#: and the executor's own records grow with their number (``--unit-bytes 1`` on a few MB made
-#: millions, and a build that never started). The default unit size makes 4,000 for 30 GB.
-MAX_ENCODE_TASKS = 100_000
 
 
 @dataclass
@@ -125,16 +118,12 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
     config = options.builder_config()
     spec = config.spec
     job = config.job(urls, options.unit_bytes)
-    if (tasks := len(job.work_items())) > MAX_ENCODE_TASKS:
-        raise ExecutorSetupError(
-            f"--unit-bytes {options.unit_bytes} cuts these inputs into {tasks:,} work units, more than the "
-            f"{MAX_ENCODE_TASKS:,} an Encode stage takes: pass a larger --unit-bytes (default {UNIT_BYTES:,})"
-        )
     with work_folder(options) as folder:
-        folder.claim({**job.describe(), "config": spec.name})
         settings = ExecutorSettings(options.executor, folder.root, options.num_proc, options.slurm or {},  # type: ignore[arg-type]
                                     options.ray_address, wait=not options.no_wait)
+        # The stages first: a job they refuse (too many units) must not claim the folder.
         stages = [*encode_and_plan(job, folder, settings, digest=True), Stage("write", WriteStep(job, folder, spec), job.batches)]
+        folder.claim({**job.describe(), "config": spec.name})
         with times.time("build (encode, plan, write)"):
             try:
                 run_stages(stages, settings)

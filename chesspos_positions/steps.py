@@ -44,7 +44,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from . import rows as rows_
-from .executors import ExecutorSettings, Stage, forget_tasks, run_stages
+from .executors import ExecutorSettings, ExecutorSetupError, Stage, forget_tasks, run_stages
 from .games import Summary
 from .generation import (
     GAMES_PER_UNIT,
@@ -604,8 +604,23 @@ def raise_needed_input_failure(job: Job, folder: WorkFolder, settings: ExecutorS
         raise
 
 
+#: The most Encode tasks a build may have: each is a datatrove rank with its own files and log,
+#: and the executor's own records grow with their number (``--unit-bytes 1`` on a few MB made
+#: millions, and a build that never started). The default unit size makes 4,000 for 30 GB.
+MAX_ENCODE_TASKS: Final = 100_000
+
+
 def encode_and_plan(job: Job, folder: WorkFolder, settings: ExecutorSettings, digest: bool = False) -> list[Stage]:
-    """The first two stages of every staged build, to run with ``settings``; ``digest``: see :func:`encode_item`."""
+    """The first two stages of every staged build, to run with ``settings``; ``digest``: see :func:`encode_item`.
+
+    Raises:
+        ExecutorSetupError: the inputs make more than :data:`MAX_ENCODE_TASKS` units.
+    """
     encode = EncodeStep(job, folder, digest)
+    if len(encode.items) > MAX_ENCODE_TASKS:
+        raise ExecutorSetupError(
+            f"--unit-bytes {job.unit_bytes} cuts these inputs into {len(encode.items):,} work units, more than the "
+            f"{MAX_ENCODE_TASKS:,} an Encode stage takes: pass a larger --unit-bytes (default {UNIT_BYTES:,})"
+        )
     check = partial(raise_needed_input_failure, job, folder, settings)
     return [Stage("encode", encode, len(encode.items), partial(batches_full, job, folder), check), Stage("plan", PlanStep(job, folder), 1)]
