@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,14 +18,20 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from datasets import load_dataset
+from datasets import DatasetInfo, load_dataset
 from datasets.info import DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
 from huggingface_hub import DatasetCard, HfApi
 
 from builder import hub as hub_client
+from builder.card import Release, card_data
 from builder.publish import main as publish_main
+from builder.push import check_release
 from builder.shards import Shard
 from chesspos_positions import ChessposPositions
+from chesspos_positions.builder import ChessposPositionsConfig
+from chesspos_positions.configs import CONFIGS
+from chesspos_positions.games import Summary
 from conftest import TOKEN, Hub
 from pgn_fixtures import legal_games, write_pgn
 
@@ -496,9 +502,6 @@ def test_only_a_config_joining_the_release_is_held_to_the_others_options(games: 
 
 
 def test_folders_that_are_no_config_do_not_block_a_release() -> None:
-    from builder.push import check_release
-    from chesspos_positions.builder import ChessposPositionsConfig
-
     shard = "train/batch_001.parquet"
     state = hub_client.RepoState("", head="abc", files={shard: "x", "test/batch_001.parquet": "y", f"notes/{shard}": "z"},
                                  tag_files={"v1": [shard, "test/batch_001.parquet"]})
@@ -509,13 +512,6 @@ def test_folders_that_are_no_config_do_not_block_a_release() -> None:
 
 
 def test_a_card_drops_the_empty_splits_an_older_card_declared() -> None:
-    from datasets import DatasetInfo
-    from datasets.splits import SplitDict, SplitInfo
-
-    from builder.card import Release, card_data
-    from chesspos_positions.configs import CONFIGS
-    from chesspos_positions.games import Summary
-
     splits = SplitDict()
     splits.add(SplitInfo(name="train", num_examples=3, num_bytes=30))
     splits.add(SplitInfo(name="test", num_examples=0, num_bytes=0))
