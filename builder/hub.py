@@ -301,10 +301,11 @@ def _holds(api: HfApi, repo_id: str, revision: str, files: list[tuple[str, Path]
     return True
 
 
-def download_card(api: HfApi, repo_id: str, revision: str | None) -> str:
-    """Download the dataset card (``README.md``) at ``revision``; return its local path."""
+def download(api: HfApi, repo_id: str, path: str, revision: str | None, local_dir: Path | None = None) -> str:
+    """Download ``path`` at ``revision`` into the Hub cache, or into ``local_dir``; return its local path."""
     return with_retries(
-        lambda: api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision), "reading the card"
+        lambda: api.hf_hub_download(repo_id, path, repo_type="dataset", revision=revision, local_dir=local_dir),
+        f"reading {path}",
     )
 
 

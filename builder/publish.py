@@ -269,7 +269,7 @@ class Publisher:
             )
             card = build_card(release)
             if pushing and uploaded == 0 and already and options.tag is None and same_metadata(previous, card.data):
-                print(f"\n{options.repo} is up to date: it holds these {batches_done} batches, byte for byte, at tag {already[0]}.")
+                print(f"\n{options.repo} is up to date: it holds these {batches_done} batches at tag {already[0]}.")
                 return 0
             # Else a release, though maybe of the card alone: a new --license or pretty_name, or counts that an
             # interrupted release of another config left wrong.
@@ -299,7 +299,7 @@ class Publisher:
                 return None
         elif "README.md" in self.state.files:
             with self.stages.time("hub"):
-                path = Path(hub.download_card(self.api, self.options.repo, head))
+                path = Path(hub.download(self.api, self.options.repo, "README.md", head))
         else:
             return None
         return DatasetCard.load(path).data

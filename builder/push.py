@@ -10,6 +10,7 @@ file twice or overwrites other content.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 from huggingface_hub import HfApi
@@ -20,7 +21,7 @@ from chesspos_positions.configs import CONFIG_OF_FOLDER
 
 from . import hub
 from .hub import PublishError, RepoState
-from .shards import Shard, shard_path
+from .shards import Shard, same_rows, shard_path
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,11 @@ def check_release(state: RepoState, repo: str, config: ChessposPositionsConfig, 
 
 
 def push_batch(api: HfApi, repo: str, state: RepoState, index: int, pair: list[Shard], head: str | None) -> str | None:
-    """Commit one batch's shards unless the repo already holds them, byte for byte; return the new head.
+    """Commit one batch's shards unless the repo already holds them; return the new head.
+
+    The repo holds a batch when it has both shards byte for byte, or with the
+    same rows: an earlier version of the writer wrote other bytes for the same
+    rows, and a release it made must still take a rerun or another batch.
 
     Raises:
         PublishError: the repo holds one of these paths with other content.
@@ -79,15 +84,26 @@ def push_batch(api: HfApi, repo: str, state: RepoState, index: int, pair: list[S
     if all(remote[s.path_in_repo] == s.sha256 for s in pair):
         logger.info("batch %d is already on %s; not uploading it again", index, repo)
         return head
-    if any(sha is not None for sha in remote.values()):
+    held = [s for s in pair if remote[s.path_in_repo] is not None]
+    if held:
+        if len(held) == len(pair) and all(_same_rows_as_held(api, repo, state, s) for s in held):
+            logger.info("batch %d is already on %s, with the same rows in other bytes; not uploading it again", index, repo)
+            return head
         raise PublishError(
-            f"{repo} holds {', '.join(p for p, sha in remote.items() if sha)} with other content than "
+            f"{repo} holds {', '.join(s.path_in_repo for s in held)} with other content than "
             "these options and seed produce: it was published with other settings. Nothing was overwritten; "
             "use the original options, or another repo."
         )
     rows = {s.split: s.num_examples for s in pair}
     message = f"Add batch {index:03d} ({rows['train']} train, {rows['test']} test rows)"
     return hub.commit(api, repo, [(s.path_in_repo, s.local_path) for s in pair], message, head)
+
+
+def _same_rows_as_held(api: HfApi, repo: str, state: RepoState, shard: Shard) -> bool:
+    """Whether the repo's file at the shard's path holds the shard's features and rows."""
+    # Not into the Hub cache: a release's shards would stay there, gigabytes of them.
+    with tempfile.TemporaryDirectory() as scratch:
+        return same_rows(shard.local_path, Path(hub.download(api, repo, shard.path_in_repo, state.head, Path(scratch))))
 
 
 def push_card(api: HfApi, repo: str, state: RepoState, card_path: Path, tag: str, head: str | None) -> str | None:

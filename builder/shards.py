@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Features
 
 from chesspos_positions.configs import Config, examples_table
 
@@ -135,6 +137,36 @@ def _write(table: pa.Table, path: Path, level: int) -> None:
         )
     except polars.exceptions.ComputeError as error:
         raise OSError(str(error)) from error
+
+
+def same_rows(path: Path, other: Path) -> bool:
+    """Whether two shards hold the same features and the same rows in the same order, whatever wrote them.
+
+    A release's shards are compared byte for byte first; this is the check
+    for a shard whose bytes differ, such as one an earlier version of the
+    writer made (other zstd levels, pyarrow's writer) from the same rows.
+    Rows are compared one record batch at a time, so memory stays that of a
+    batch, not of a shard (a tensor shard decodes to gigabytes).
+    """
+    files = pq.ParquetFile(path), pq.ParquetFile(other)
+    if files[0].metadata.num_rows != files[1].metadata.num_rows:
+        return False
+    if Features.from_arrow_schema(files[0].schema_arrow) != Features.from_arrow_schema(files[1].schema_arrow):
+        return False
+    batches = [iter(file.iter_batches(batch_size=1024)) for file in files]
+    # The files' row groups may differ, so batches are aligned by slicing the longer one.
+    left = right = None
+    while True:
+        if not left:
+            left = next(batches[0], None)
+        if not right:
+            right = next(batches[1], None)
+        if left is None or right is None:
+            return left is None and right is None
+        n = min(len(left), len(right))
+        if not left.slice(0, n).equals(right.slice(0, n)):
+            return False
+        left, right = left.slice(n), right.slice(n)
 
 
 def file_sha256(path: Path) -> str:

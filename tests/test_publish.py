@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from builder import hub as hub_client
 from builder.card import Release, card_data
 from builder.publish import main as publish_main
 from builder.push import check_release
-from builder.shards import Shard
+from builder.shards import Shard, file_sha256, same_rows
 from chesspos_positions import ChessposPositions
 from chesspos_positions.builder import ChessposPositionsConfig
 from chesspos_positions.configs import CONFIGS
@@ -350,6 +351,37 @@ def test_private_repo_is_created_private_and_reused(hub: Hub, games: Path) -> No
     assert "up to date" in again.stdout
     assert len(hub.server.commits(repo)) == commits
     assert [t.name for t in HfApi(endpoint=hub.url, token=TOKEN).list_repo_refs(repo, repo_type="dataset").tags] == ["v1"]
+
+
+def test_a_release_an_earlier_writer_made_takes_another_batch(hub: Hub, games: Path, tmp_path: Path) -> None:
+    """Shards of the same rows in other bytes (pyarrow's writer, other compression and row groups) are the batch."""
+    repo, out = "user/earlier-writer", tmp_path / "v1"
+    assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1)]) == 0
+    train, written = out / "train" / "batch_001.parquet", tmp_path / "written.parquet"
+    shutil.copy(train, written)
+    for shard in out.rglob("*.parquet"):
+        pq.write_table(pq.read_table(shard), shard, compression="snappy", row_group_size=100)
+    table = pq.read_table(train)
+    pq.write_table(table.take(np.arange(table.num_rows)[::-1]), tmp_path / "reordered.parquet")
+    assert file_sha256(train) != file_sha256(written) and same_rows(train, written)
+    assert not same_rows(written, tmp_path / "reordered.parquet")
+    assert not same_rows(written, out / "test" / "batch_001.parquet")
+
+    api = HfApi(endpoint=hub.url, token=TOKEN)
+    api.create_repo(repo, repo_type="dataset")
+    api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=out, allow_patterns=["*.parquet", "README.md"])
+    api.create_tag(repo, tag="v1", repo_type="dataset")
+    earlier = {f.path: f.lfs.sha256 for f in api.list_repo_tree(repo, repo_type="dataset", recursive=True) if f.path.endswith(".parquet")}
+
+    refused = publish(hub, "--repo", repo, *common_args(games, batches=2), "--seed", "8", check=False)
+    assert refused.returncode != 0 and "train/batch_001.parquet, test/batch_001.parquet with other content" in refused.stderr
+    publish(hub, "--repo", repo, *common_args(games, batches=2))
+    assert [c.title for c in hub.server.commits(repo)][:2] == ["Update dataset card for v2", "Add batch 002 (285 train, 15 test rows)"]
+    now = {f.path: f.lfs.sha256 for f in api.list_repo_tree(repo, repo_type="dataset", recursive=True) if f.path.endswith(".parquet")}
+    assert {path: now[path] for path in earlier} == earlier
+    loaded, _ = load(hub, repo, tmp_path, revision="v2")
+    expected = expected_rows(games, 2)
+    assert (loaded["train"][:, 0] == expected["train"]).all() and (loaded["test"][:, 0] == expected["test"]).all()
 
 
 def test_partial_release_says_so_and_reused_output_dir_holds_only_it(games: Path, tmp_path: Path) -> None:
