@@ -181,8 +181,9 @@ def token_sequence_to_board(tokens: np.ndarray) -> chess.Board:
 
     Raises:
         ValueError: if ``tokens`` is not an integer array of shape ``(69,)``,
-            or holds a token that is not valid at its index (including the
-            reserved mask token).
+            holds a token that is not valid at its index (including the
+            reserved mask token), or holds a castling right whose king or
+            rook is not on its square (no board encodes so).
     """
     array = np.asarray(tokens)
     if array.shape != (SEQUENCE_LENGTH,):
@@ -212,7 +213,16 @@ def token_sequence_to_board(tokens: np.ndarray) -> chess.Board:
         if token == CASTLING_HELD:
             rights |= chess.BB_SQUARES[square]
     board.castling_rights = rights
+    _check_castling(board)
     return board
+
+
+def _check_castling(board: chess.Board) -> None:
+    """Refuse castling rights the encoders never write: a right whose king or rook has left its square."""
+    unclean = board.castling_rights & ~board.clean_castling_rights()
+    if unclean:
+        corners = ", ".join(chess.SQUARE_NAMES[square] for square in chess.scan_forward(unclean))
+        raise ValueError(f"a castling right is marked on {corners}, but that king or rook is not on its square")
 
 
 def tokens_to_fen(tokens: np.ndarray) -> str:
@@ -271,7 +281,7 @@ def _piece_planes(board: chess.Board) -> np.ndarray:
 
 
 def _castling_held(board: chess.Board) -> np.ndarray:
-    """``bool`` ``(4,)``: the clean castling rights W-K, W-Q, B-K, B-Q (as ``has_kingside_castling_rights`` ...)."""
+    """``bool`` ``(4,)``: the clean castling rights W-K, W-Q, B-K, B-Q on the rook corners, as the tokens hold them."""
     rights = board.clean_castling_rights()
     return np.array([bool(rights & chess.BB_SQUARES[square]) for square in CASTLING_SQUARES])
 
@@ -283,7 +293,9 @@ def board_to_bitboard(board: chess.Board) -> np.ndarray:
     :data:`PLANE_PIECES` ``[plane]`` stands on ``square`` (python-chess order,
     a1=0 ... h8=63); index 768 is True when White is to move; 769-772 are the
     castling rights White kingside, White queenside, Black kingside, Black
-    queenside, as python-chess reports them (the clean rights). The en
+    queenside: the clean rights on the rook corners, as
+    :func:`board_to_token_sequence` encodes them (on a standard board, the
+    ones ``has_kingside_castling_rights`` and friends report). The en
     passant square and the move counters are not encoded.
     """
     bitboard = np.empty(BITBOARD_LENGTH, dtype=bool)
@@ -333,6 +345,7 @@ def _planes_to_board(pieces: np.ndarray, white_to_move: bool, castling: np.ndarr
         board.set_piece_at(int(square), PLANE_PIECES[plane])
     board.turn = bool(white_to_move)
     board.castling_rights = sum(chess.BB_SQUARES[square] for square, held in zip(CASTLING_SQUARES, castling) if held)
+    _check_castling(board)
     return board
 
 
@@ -344,8 +357,9 @@ def bitboard_to_board(bitboard: np.ndarray) -> chess.Board:
     reset (halfmove 0, fullmove 1).
 
     Raises:
-        ValueError: if ``bitboard`` is not ``bool`` ``(773,)`` or puts two
-            pieces on a square.
+        ValueError: if ``bitboard`` is not ``bool`` ``(773,)``, puts two
+            pieces on a square, or holds a castling right whose king or rook
+            is not on its square.
     """
     array = _bool_array(bitboard, (BITBOARD_LENGTH,), "bitboard")
     pieces = array[:BITBOARD_TURN_INDEX].reshape(len(PLANE_PIECES), 64)
@@ -360,8 +374,10 @@ def tensor_to_board(tensor: np.ndarray) -> chess.Board:
 
     Raises:
         ValueError: if ``tensor`` is not ``bool`` ``(8, 8, 15)``, puts two
-            pieces on a square, marks more than one en passant square, or
-            marks castling off the rook corners or the side to move off ``[0][0]``.
+            pieces on a square, marks more than one en passant square or one
+            where no en passant capture is legal, marks castling off the rook
+            corners or for a king or rook not on its square, or marks the side
+            to move off ``[0][0]``.
     """
     cells = _bool_array(tensor, TENSOR_SHAPE, "tensor").reshape(64, TENSOR_SHAPE[2])
     castling = cells[:, TENSOR_CASTLING_PLANE]
@@ -375,6 +391,9 @@ def tensor_to_board(tensor: np.ndarray) -> chess.Board:
         raise ValueError(f"the en passant plane marks {len(en_passant)} squares")
     board = _planes_to_board(cells[:, : len(PLANE_PIECES)].T, turn[TENSOR_TURN_SQUARE], castling[list(CASTLING_SQUARES)])
     board.ep_square = int(en_passant[0]) if len(en_passant) else None
+    if board.ep_square is not None and not board.has_legal_en_passant():
+        # The encoders mark only a square a capture can take: else the board would not encode back to this tensor.
+        raise ValueError(f"the en passant plane marks {chess.SQUARE_NAMES[board.ep_square]}, where no en passant capture is legal")
     return board
 
 

@@ -105,6 +105,7 @@ def test_batch_encoder_equals_per_board(batch: list[chess.Board]) -> None:
         (np.array(START[:5] + [16] + START[6:], dtype=np.int8), "square index 5"),
         (np.array(START[:64] + [31] + START[65:], dtype=np.int8), "index 64"),
         (np.array(START[:66] + [29] + START[67:], dtype=np.int8), "index 66"),
+        (np.array(START[:7] + [15] + START[8:], dtype=np.int8), "castling right is marked on h1"),
     ],
 )
 def test_decode_rejects_bad_input(tokens: np.ndarray, message: str) -> None:

@@ -254,6 +254,18 @@ def test_decoders_reject_what_no_encoder_writes() -> None:
     bad[5][0][13] = bad[5][1][13] = True
     with pytest.raises(ValueError, match="marks 2 squares"):
         tensor_to_board(bad)
+    # An en passant square no capture can take, and a castling right whose rook has gone.
+    bad = tensor.copy()
+    bad[3][3][13] = True
+    with pytest.raises(ValueError, match="marks d4, where no en passant capture is legal"):
+        tensor_to_board(bad)
+    rookless = chess.Board()
+    rookless.remove_piece_at(chess.H1)
+    for encode, decode in ((board_to_tensor, tensor_to_board), (board_to_bitboard, bitboard_to_board)):
+        bad = encode(rookless)
+        bad[(0, 7, 12) if decode is tensor_to_board else 769] = True
+        with pytest.raises(ValueError, match="castling right is marked on h1"):
+            decode(bad)
 
 
 LOAD_WINDOWS = """
