@@ -187,27 +187,32 @@ def card_body(release: Release) -> str:
     schemas = "\n\n".join(SCHEMAS[name].replace("REPO", release.repo_id) for name in infos)
     latest = release.versions[-1][0]
     partial_note = f"\nNote: {release.partial}.\n" if release.partial else ""
+    # The snippets read the repo's first config: `default` when it holds one, else the first it has.
+    lead = next(iter(infos))
+    window = CONFIGS[lead].features["window"]
+    name_arg, config_arg = ("", "") if lead == "default" else (f', name="{lead}"', f', "{lead}"')
     return f"""# {release.pretty_name}
 
-Chess positions for machine learning, each encoded as 69 tokens. Built from raw
-game files with the `chesspos-positions` builder (GPL-3.0-or-later).
+Chess positions for machine learning: each row a window of 10 positions, in the
+encoding of its config (see Configs). Built from raw game files with the
+`chesspos-positions` builder (GPL-3.0-or-later).
 
 ## Load
 
-The fast path for training loops (`pip install chesspos-positions`): int8
+The fast path for training loops (`pip install chesspos-positions`):
 numpy batches straight from the Parquet shards, streamed from the Hub row
 group by row group (HTTP range requests, nothing downloaded first).
 
 ```python
 from chesspos_positions import iter_batches
 
-for batch in iter_batches("{release.repo_id}", split="train", batch_size=4096, revision="{latest}", seed=0, epoch=0):
-    window = batch["window"]      # numpy int8, shape (4096, 10, 69)
+for batch in iter_batches("{release.repo_id}", split="train"{name_arg}, batch_size=4096, revision="{latest}", seed=0, epoch=0):
+    window = batch["window"]      # numpy {window.dtype}, shape (4096, {", ".join(map(str, window.shape))})
     scalars = batch["scalars"]    # numpy int8, shape (4096, 3)
 ```
 
-`name="history"` reads another config (see Configs): every column comes as a
-numpy array of its declared dtype, strings as `object` arrays.
+`name` picks the config (see Configs): every column comes as a numpy array of
+its declared dtype, strings as `object` arrays.
 
 In a PyTorch `DataLoader`, each worker reads its own row groups; under DDP,
 pass each process's rank too. Across all ranks and workers every row comes
@@ -223,7 +228,7 @@ class Positions(torch.utils.data.IterableDataset):
         self.epoch, self.rank, self.world_size = epoch, rank, world_size
 
     def __iter__(self):
-        return iter_batches("{release.repo_id}", batch_size=4096, revision="{latest}", seed=0, epoch=self.epoch,
+        return iter_batches("{release.repo_id}"{name_arg}, batch_size=4096, revision="{latest}", seed=0, epoch=self.epoch,
                             rank=self.rank, world_size=self.world_size)
 
 loader = torch.utils.data.DataLoader(Positions(epoch=0), batch_size=None, num_workers=4)   # one process
@@ -239,33 +244,25 @@ With `datasets` alone:
 ```python
 from datasets import load_dataset
 
-ds = load_dataset("{release.repo_id}", streaming=True)                      # latest
-ds = load_dataset("{release.repo_id}", streaming=True, revision="{latest}")  # pinned to this release
+ds = load_dataset("{release.repo_id}"{config_arg}, streaming=True)                      # latest
+ds = load_dataset("{release.repo_id}"{config_arg}, streaming=True, revision="{latest}")  # pinned to this release
 for example in ds["train"]:
-    window = example["window"]    # 10 x 69 int8 tokens
+    window = example["window"]    # {" x ".join(map(str, window.shape))} {window.dtype}
     break
 ```
 
-Decode a window back into a board (needs `pip install chesspos-positions`, or
-the table below and python-chess):
+Decode a window back into boards (needs `pip install chesspos-positions`, or
+the tables below and python-chess):
 
 ```python
 import numpy as np
-from chesspos_positions import token_sequence_to_board
+from chesspos_positions import decode_window
 
-board = token_sequence_to_board(np.asarray(window[0], dtype=np.int8))
+board = decode_window(np.asarray(window))[0]   # window[0], the position
 print(board.fen())
 ```
 
-Reading fast: example by example, `load_dataset` gives about 2 k samples/s
-(each example is 690 Python ints). `iter_batches` reads about 220 k samples/s
-from local shards, 0.9-1.0x raw `pyarrow` `iter_batches` on the same files. With
-`datasets`, read batches of arrays: streaming,
-`ds["train"].with_format("arrow").iter(batch_size=10_000)` and flatten the
-window column (about 190 k samples/s); downloaded,
-`load_dataset(...)["train"].with_format("numpy", dtype=np.int8)` and slice
-(about 350 k samples/s once cached); plain `with_format("numpy")` widens
-tokens to `int64`. `window[:, 0]` is the position: the 10 rows are copies.
+{_READING_FAST if lead == "default" else _READING_ARRAYS}
 Every current reader opens the shards: DuckDB 1.x, pyarrow >= 14, polars, arrow-rs.
 
 ## Configs
@@ -341,6 +338,20 @@ Each release is a git tag; earlier tags keep loading exactly what they held.
 {versions}
 """
 
+
+_READING_FAST = """Reading fast: example by example, `load_dataset` gives about 2 k samples/s
+(each example is 690 Python ints). `iter_batches` reads about 220 k samples/s
+from local shards, 0.9-1.0x raw `pyarrow` `iter_batches` on the same files. With
+`datasets`, read batches of arrays: streaming,
+`ds["train"].with_format("arrow").iter(batch_size=10_000)` and flatten the
+window column (about 190 k samples/s); downloaded,
+`load_dataset(...)["train"].with_format("numpy", dtype=np.int8)` and slice
+(about 350 k samples/s once cached); plain `with_format("numpy")` widens
+tokens to `int64`. `window[:, 0]` is the position: the 10 rows are copies."""
+
+_READING_ARRAYS = """Reading fast: read batches of arrays, with `iter_batches` or, with `datasets`,
+`ds["train"].with_format("arrow").iter(batch_size=...)`, rather than example
+by example, where every value of a window is a Python object."""
 
 _DEFAULT_SCHEMA = """### `default`
 

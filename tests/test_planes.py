@@ -21,6 +21,7 @@ from pgn_fixtures import legal_games, write_pgn
 from test_history import replayed_games
 from test_publish import REPO_ROOT, publish
 
+from builder.publish import main as publish_main
 from chesspos_positions import (
     ChessposPositions,
     bitboard_to_board,
@@ -380,3 +381,23 @@ def test_bool_configs_share_history_rows_in_their_own_folders() -> None:
         assert config.rows == "history" and config.data_files("train") == f"{name}/train/*.parquet"
         assert {k: v for k, v in config.features.items() if k != "window"} == {
             k: v for k, v in CONFIGS["history"].features.items() if k != "window"}
+
+
+def test_a_card_without_default_shows_its_own_config(tmp_path: Path) -> None:
+    games = write_pgn(tmp_path / "games.pgn", legal_games(seed=4, n=8))
+    out = tmp_path / "tensor-only"
+    assert publish_main(["--dry-run", "--output-dir", str(out), "--data-path", str(games), "--batches", "1",
+                         "--batch-size", "100", "--sampling", "all", "--config-name", "tensor"]) == 0
+    text = (out / "README.md").read_text()
+    load = text[text.index("## Load"):text.index("## Configs")]
+    assert 'iter_batches("user/chesspos-positions", split="train", name="tensor"' in load
+    assert "numpy bool, shape (4096, 10, 8, 8, 15)" in load and "10 x 8 x 8 x 15 bool" in load
+    assert "69" not in load
+    # The datasets and decode snippets run as written, on the folder for the repo.
+    snippets = re.findall(r"```python\n(.*?)```", load, re.S)
+    namespace: dict[str, object] = {}
+    for code in (next(c for c in snippets if "load_dataset" in c), next(c for c in snippets if "decode_window" in c)):
+        exec(code.replace("user/chesspos-positions", str(out)), namespace)
+    first = pq.read_table(out / "tensor" / "train" / "batch_001.parquet", columns=["fen"]).column("fen")[0].as_py()
+    board = namespace["board"]
+    assert isinstance(board, chess.Board) and board.board_fen() == first.split()[0]

@@ -271,7 +271,7 @@ def test_card_is_deterministic_and_true(games: Path, tmp_path: Path) -> None:
     assert data["license"] == "cc0-1.0" and "chess" in data["tags"] and data["size_categories"] == ["n<1K"]
     assert data["pretty_name"] and data["task_categories"]
     for fact in ("en passant", "move counters", "| 16 | mask", "games.pgn", "sha256", "by a stable hash", "| `seed` | `0` |",
-                 "| `v1` | 3 |", "token_sequence_to_board", "streaming=True"):
+                 "| `v1` | 3 |", "decode_window", "streaming=True"):
         assert fact in card.text, fact
     import hashlib
 
