@@ -40,13 +40,14 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from builder.shards import COMPRESSION_LEVELS, ROW_GROUP_SIZE, _write, shard_path  # noqa: E402
+from builder.shards import COMPRESSION_LEVELS, ROW_GROUP_ROWS, _write, shard_path  # noqa: E402
 from chesspos_positions import ChessposPositions  # noqa: E402
 from chesspos_positions.configs import CONFIGS, examples_table  # noqa: E402
 from chesspos_positions.generation import SPLITS  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "lichess"
 WINDOW_LEAF = "window.list.element.list.element"
+ROW_GROUP_SIZE = ROW_GROUP_ROWS["default"]  # this benchmark writes default shards
 
 #: Writes one shard: ``(examples table, path)``.
 Writer = Callable[[pa.Table, Path], None]
@@ -68,7 +69,7 @@ def pyarrow_writer(options: dict[str, Any]) -> Writer:
 
 
 def polars_writer(level: int) -> Writer:
-    return lambda table, path: _write(table, path, level)
+    return lambda table, path: _write(table, path, level, ROW_GROUP_SIZE)
 
 
 CANDIDATES: dict[str, Writer] = {

@@ -39,7 +39,7 @@ def per_sample(write: Callable[[Path], None], samples: int) -> tuple[float, floa
 
 
 def main() -> None:
-    from builder.shards import COMPRESSION_LEVELS, ROW_GROUP_SIZE, _write
+    from builder.shards import COMPRESSION_LEVELS, ROW_GROUP_ROWS, _write
     from chesspos_positions.builder import ChessposPositions
     from chesspos_positions.configs import CONFIG_NAMES, CONFIGS, examples_table
 
@@ -55,13 +55,13 @@ def main() -> None:
     rows = next(builder.generate_batches()).train
     n = rows.num_rows
 
-    def pyarrow_writer(table: pa.Table, level: int, **options: object) -> Callable[[Path], None]:
+    def pyarrow_writer(table: pa.Table, level: int, rows: int, **options: object) -> Callable[[Path], None]:
         others = [name + ".list.element" * (name == "scalars") for name in table.column_names if name not in ("window", "fen")]
         settings = {"compression": "zstd", "compression_level": level, "use_dictionary": others, **options}
-        return lambda path: pq.write_table(table, path, row_group_size=ROW_GROUP_SIZE, **settings)
+        return lambda path: pq.write_table(table, path, row_group_size=rows, **settings)
 
-    def polars_writer(table: pa.Table, level: int) -> Callable[[Path], None]:
-        return lambda path: _write(table, path, level)
+    def polars_writer(table: pa.Table, level: int, rows: int) -> Callable[[Path], None]:
+        return lambda path: _write(table, path, level, rows)
 
     print(f"{n} positions of {len(files)} files\n")
     print("| config | writer | what | µs/sample (wall) | µs/sample (CPU) | bytes/sample |")
@@ -69,14 +69,14 @@ def main() -> None:
     for name in CONFIG_NAMES:
         table = examples_table(rows, CONFIGS[name])
         window = table.select(["window"])
-        level = COMPRESSION_LEVELS[name]
+        level, group = COMPRESSION_LEVELS[name], ROW_GROUP_ROWS[name]
         cases = {
-            ("pyarrow", "whole table"): pyarrow_writer(table, level),
-            ("pyarrow", "window"): pyarrow_writer(window, level),
+            ("pyarrow", "whole table"): pyarrow_writer(table, level, group),
+            ("pyarrow", "window"): pyarrow_writer(window, level, group),
             ("pyarrow", "window, no compression or statistics"): pyarrow_writer(
-                window, level, compression="none", compression_level=None, write_statistics=False),
-            ("polars", "whole table, as write_shard"): polars_writer(table, level),
-            ("polars", "window, as write_shard"): polars_writer(window, level),
+                window, level, group, compression="none", compression_level=None, write_statistics=False),
+            ("polars", "whole table, as write_shard"): polars_writer(table, level, group),
+            ("polars", "window, as write_shard"): polars_writer(window, level, group),
         }
         for (writer, what), write in cases.items():
             wall, cpu, size = per_sample(write, n)

@@ -36,7 +36,7 @@ from chesspos_positions.configs import CONFIG_NAMES, CONFIGS, Config
 from chesspos_positions.games import SKIP_REASONS, Summary
 from chesspos_positions.generation import SPLITS
 
-from .shards import ROW_GROUP_SIZE, Shard
+from .shards import ROW_GROUP_ROWS, Shard
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ ddp = Positions(epoch=0, rank=dist.get_rank(), world_size=dist.get_world_size())
 loader = torch.utils.data.DataLoader(ddp, batch_size=None, num_workers=4)
 ```
 
-Ranks' shares differ by at most one row group ({ROW_GROUP_SIZE:,} rows): under
+Ranks' shares differ by at most one row group ({ROW_GROUP_ROWS[lead]:,} rows): under
 DDP, stop every rank at the shortest share (or use `Join`).
 
 With `datasets` alone:

@@ -17,10 +17,14 @@ from chesspos_positions.configs import Config, examples_table
 
 from . import interrupts
 
-#: Rows per row group: about 7 MB uncompressed, so the dataset viewer and
+#: Rows per row group of each config's shards, so that the dataset viewer and
 #: streaming readers reach the first rows without reading a whole shard, and
-#: ``iter_batches`` can hand 3 shards to 8 workers.
-ROW_GROUP_SIZE = 10_000
+#: ``iter_batches`` can hand 3 shards to 8 workers. A reader decodes a whole
+#: row group at once, and its memory follows the row group's values: 10,000
+#: token windows are 6.9 M values (about 200 MB to decode with pyarrow), and
+#: 1,000 bool windows 7.7 M (``bitboard``) or 9.6 M (``tensor``), 170 MB where
+#: 10,000 took 1 GB, for 3.5 % more bytes.
+ROW_GROUP_ROWS: Final[dict[str, int]] = {"default": 10_000, "history": 10_000, "bitboard": 1_000, "tensor": 1_000}
 
 #: The zstd level of each config's shards. Every shard is written by polars
 #: (:func:`_write`), with one level per file. Chosen by
@@ -78,7 +82,7 @@ def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -
     local_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with interrupts.held():  # polars may start its threads and its signal handler here
-            _write(table, local_path, COMPRESSION_LEVELS[config.name])
+            _write(table, local_path, COMPRESSION_LEVELS[config.name], ROW_GROUP_ROWS[config.name])
     except OSError as error:
         local_path.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
@@ -88,7 +92,7 @@ def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -
     return Shard(path_in_repo, local_path, table.num_rows, table.nbytes, local_path.stat().st_size, file_sha256(local_path))
 
 
-def _write(table: pa.Table, path: Path, level: int) -> None:
+def _write(table: pa.Table, path: Path, level: int, row_group_rows: int) -> None:
     """Write ``table``, whose ``window`` is a ``datasets`` ArrayND column, with polars' Parquet writer.
 
     pyarrow's writer spends most of a shard's time on the repetition and
@@ -96,7 +100,7 @@ def _write(table: pa.Table, path: Path, level: int) -> None:
     example, 150 (bitboard) and 220 (tensor) µs. polars writes the same Parquet
     schema and values 2 to 5 times faster on one thread, and splits the work
     over its threads. The file is like pyarrow's: rows in
-    :data:`ROW_GROUP_SIZE` row groups (none for no rows, which ``datasets``
+    row groups of ``row_group_rows`` (none for no rows, which ``datasets``
     could not stream), zstd at ``level``, statistics, and the key-value
     metadata pyarrow writes (``huggingface`` and ``ARROW:schema``, the base64
     IPC schema that Arrow readers restore the extension types from), and a
@@ -132,7 +136,7 @@ def _write(table: pa.Table, path: Path, level: int) -> None:
             path,
             compression="zstd",
             compression_level=level,
-            row_group_size=ROW_GROUP_SIZE,
+            row_group_size=row_group_rows,
             metadata={key.decode(): value.decode() for key, value in metadata.items()},
         )
     except polars.exceptions.ComputeError as error:
