@@ -78,9 +78,21 @@ class Chunk:
     text: bytes | None  # None: a chunk of another part of a compressed file, not read
 
     def games(self) -> Iterator[RawGame]:
-        """The chunk's games; their ``index`` and ``line`` count from the chunk's start."""
+        """The chunk's games; their ``index`` and ``line`` count from the chunk's start.
+
+        Raises:
+            InputError: the text holds a NUL byte, which no PGN text does
+                (names the file and the byte): binary data, or UTF-16 text.
+                Read as Latin-1, random bytes hold the odd "game" of legal
+                moves, which would otherwise be published.
+        """
         if self.text is None:
             raise ValueError(f"chunk {self.index} of {self.url} belongs to another part")
+        if (nul := self.text.find(b"\0")) >= 0:
+            raise InputError(
+                f"input {self.url!r} is not PGN text: byte {self.start + nul} of its text is NUL (binary data, "
+                "or text in UTF-16?); PGN files are UTF-8 or Latin-1 text"
+            )
         # iter_lines drops a byte-order mark only where it opens the file: so only chunk 0 drops one.
         text = self.text.removeprefix(codecs.BOM_UTF8) if self.start == 0 else self.text
         return split_text(text, self.url)

@@ -112,6 +112,18 @@ def test_corrupt_compressed_input_fails(hub: Hub, games: Path, tmp_path: Path, s
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("suffix", [".pgn", ".pgn.zst"])
+def test_binary_input_is_not_pgn(hub: Hub, games: Path, tmp_path: Path, suffix: str) -> None:
+    """Random bytes, read as Latin-1, hold the odd legal move: they are refused, not published."""
+    data = games.read_bytes() + random.Random(0).randbytes(100_000)
+    binary = tmp_path / f"binary{suffix}"
+    binary.write_bytes(zstandard.ZstdCompressor().compress(data) if suffix == ".pgn.zst" else data)
+    result = publish(hub, "--dry-run", "--output-dir", str(tmp_path / "out"), *common_args(binary, batches=1), check=False)
+    assert_one_error_line(result, 2, str(binary))
+    assert "is not PGN text: byte " in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_truncated_input_through_fsspec_url_fails(hub: Hub, games: Path, web: tuple[str, Path], tmp_path: Path) -> None:
     base, folder = web
     packed = COMPRESSORS[".pgn.zst"](games.read_bytes())
