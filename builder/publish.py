@@ -16,9 +16,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -33,7 +33,7 @@ from chesspos_positions.configs import CONFIG_OF_FOLDER
 from chesspos_positions.executors import ExecutorSetupError, StagesPending
 from chesspos_positions.games import Summary
 from chesspos_positions.generation import SPLITS
-from chesspos_positions.sources import glob_like, resolve_paths
+from chesspos_positions.sources import resolve_paths
 from chesspos_positions.steps import WorkFolderError
 from chesspos_positions.timing import StageTimes
 
@@ -59,36 +59,56 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def display_name(url: str, inputs: list[str]) -> str:
-    """How the card names a source file: no machine-specific absolute paths."""
-    if url == os.path.normpath(EMBEDDED_SAMPLE):
-        return "chesspos_positions/data/sample_games.pgn.zst (embedded self-play sample)"
-    if "://" in url:
-        return url
-    # A glob's root is the folder before its first wildcard.
-    roots = [os.path.normpath(os.path.abspath(_before_glob(p))) for p in inputs if "://" not in p]
-    base = os.path.commonpath([os.path.dirname(r) if os.path.isfile(r) else r for r in roots]) if roots else ""
-    return os.path.relpath(url, base) if base else url
+def public_url(url: str) -> str:
+    """``url`` as a public card may show it: without user name and password, query or fragment.
+
+    Those carry credentials (``https://user:secret@host/...``, a presigned
+    URL's signature); the file's sha256 still identifies its content.
+    """
+    return _URL_SECRETS.sub("://", url).split("?", 1)[0].split("#", 1)[0]
 
 
-def _before_glob(path: str) -> str:
-    parts = path.split(os.sep)
-    fixed = list(itertools.takewhile(lambda part: not glob_like(part), parts))
-    return os.sep.join(fixed) if len(fixed) < len(parts) else path
+#: The user-info part of a URL (``user:password@``), in any link of an fsspec chain.
+_URL_SECRETS = re.compile(r"://[^/?#@]*@")
+
+
+def source_names(urls: list[str]) -> list[str]:
+    """How the card names each source file: nothing of the machine that built it.
+
+    A URL shows as :func:`public_url`, the embedded sample by its place in
+    the package, and a local file by the shortest end of its path that no
+    other local source ends with: its name, or its folder and name when two
+    files share a name; never the folders above (a home folder, a user name).
+    """
+    sample = os.path.normpath(EMBEDDED_SAMPLE)
+    local = [Path(os.path.abspath(url)).parts for url in urls if "://" not in url and url != sample]
+    names = []
+    for url in urls:
+        if url == sample:
+            names.append("chesspos_positions/data/sample_games.pgn.zst (embedded self-play sample)")
+        elif "://" in url:
+            names.append(public_url(url))
+        else:
+            parts = Path(os.path.abspath(url)).parts
+            size = 1
+            while size < len(parts) and sum(other[-size:] == parts[-size:] for other in local) > 1:
+                size += 1
+            names.append("/".join(parts[-size:]))
+    return names
 
 
 def display_input(path: str) -> str:
-    """How the card names a --data-path entry: the embedded sample, a URL, or the local name alone."""
+    """How the card names a --data-path entry: the embedded sample, a URL (:func:`public_url`), or the local name alone."""
     if "://" in path:
-        return path
+        return public_url(path)
     if os.path.normpath(path) == os.path.normpath(EMBEDDED_SAMPLE):
-        return display_name(os.path.normpath(path), [path])
+        return source_names([os.path.normpath(path)])[0]
     return os.path.basename(os.path.normpath(os.path.abspath(path)))
 
 
-def describe_sources(urls: list[str], inputs: list[str], digests: list[tuple[str | None, int]]) -> list[SourceFile]:
+def describe_sources(urls: list[str], digests: list[tuple[str | None, int]]) -> list[SourceFile]:
     """The card's entry of each raw input file: its name, sha256 (None if the build did not read it) and size."""
-    return [SourceFile(display_name(url, inputs), *digest) for url, digest in zip(urls, digests)]
+    return [SourceFile(name, *digest) for name, digest in zip(source_names(urls), digests)]
 
 
 def card_parameters(options: PublishOptions, inputs: list[str]) -> dict[str, object]:
@@ -222,7 +242,7 @@ class Publisher:
         # or corrupt one) before the repo is created or anything is pushed.
         built = build_shards(options, urls, root, self.stages)
         shards, summary, partial = built.shards, built.summary, built.partial
-        self.sources = describe_sources(urls, inputs, built.sources)
+        self.sources = describe_sources(urls, built.sources)
         if not shards:
             raise PublishError(failures.no_positions_message(inputs, summary, config.sampling))
         if pushing:

@@ -26,7 +26,7 @@ from huggingface_hub import DatasetCard, HfApi
 
 from builder import hub as hub_client
 from builder.card import Release, card_data
-from builder.publish import main as publish_main
+from builder.publish import main as publish_main, public_url
 from builder.push import check_release
 from builder.shards import Shard, file_sha256, same_rows
 from chesspos_positions import ChessposPositions
@@ -277,6 +277,24 @@ def test_card_is_deterministic_and_true(games: Path, tmp_path: Path) -> None:
 
     assert hashlib.sha256(games.read_bytes()).hexdigest() in card.text
     assert "| read | 80 |" in card.text
+
+
+def test_the_card_names_sources_without_the_machines_folders_or_credentials(games: Path, tmp_path: Path) -> None:
+    paths = [tmp_path / "alice" / "data" / "games.pgn", tmp_path / "bob" / "x" / "games.pgn", tmp_path / "bob" / "other.pgn"]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(games, path)
+    out = tmp_path / "out"
+    assert publish_main(["--dry-run", "--output-dir", str(out), "--data-path", *map(str, paths), "--batches", "1",
+                         "--batch-size", "100", "--sampling", "all"]) == 0
+    text = (out / "README.md").read_text()
+    sources = text[text.index("## Source files"):text.index("## Games")]
+    assert [line.split(" | ")[0].strip("| `") for line in sources.splitlines() if line.startswith("| `")] == [
+        "data/games.pgn", "other.pgn", "x/games.pgn"]  # the order they are read in
+    assert str(tmp_path) not in text and "alice" not in text and "bob" not in text
+    assert public_url("https://alice:s3cret@host:8000/d/g.pgn.zst?X-Amz-Signature=abc#frag") == "https://host:8000/d/g.pgn.zst"
+    assert public_url("simplecache::https://u:p@host/g.pgn") == "simplecache::https://host/g.pgn"
+    assert public_url("hf://datasets/user/games@v1/g.pgn") == "hf://datasets/user/games@v1/g.pgn"
 
 
 def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pytest.CaptureFixture[str]) -> None:
