@@ -122,7 +122,8 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
         settings = ExecutorSettings(options.executor, folder.root, options.num_proc, options.slurm or {},  # type: ignore[arg-type]
                                     options.ray_address, wait=not options.no_wait)
         # The stages first: a job they refuse (too many units) must not claim the folder.
-        stages = [*encode_and_plan(job, folder, settings, digest=True), Stage("write", WriteStep(job, folder, spec), job.batches)]
+        write = Stage("write", WriteStep(job, folder, spec), job.batches, needed=lambda: len(load_plan(folder).batches))
+        stages = [*encode_and_plan(job, folder, settings, digest=True), write]
         folder.claim({**job.describe(), "config": spec.name})
         with times.time("build (encode, plan, write)"):
             try:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from importlib.resources import files
 from pathlib import Path
+from typing import Final
 
 import datasets
 import pyarrow as pa
@@ -36,6 +37,13 @@ logger = datasets.utils.logging.get_logger(__name__)
 EMBEDDED_SAMPLE = str(files("chesspos_positions") / "data" / "sample_games.pgn.zst")
 
 _SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling) if f.name != "keep_all")
+
+
+#: The most batches a release may have: each is a Write task (a Slurm array task, a
+#: datatrove rank with its own log) and a shard pair, and asking for 10^11 used up
+#: every byte of memory listing their ranks. 100,000 batches of the default size
+#: hold 10^10 positions.
+MAX_BATCHES: Final = 100_000
 
 
 @dataclass
@@ -95,8 +103,9 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
             raise ValueError(f"unknown sampling mode {self.sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
         if not 0.0 < self.train_ratio < 1.0:
             raise ValueError(f"train_ratio must be in (0, 1), got {self.train_ratio}")
-        if self.batches < 1:
-            raise ValueError(f"batches must be >= 1, got {self.batches}")
+        if not 1 <= self.batches <= MAX_BATCHES:
+            raise ValueError(f"batches must be in [1, {MAX_BATCHES:,}], got {self.batches}: for more positions, "
+                             "make the batches larger (batch_size)")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.seed < 0:

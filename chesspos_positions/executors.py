@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Literal, get_args
@@ -110,6 +110,11 @@ class Stage:
     submitted to Slurm: it raises to stop the run, for what tasks record
     rather than raise. On Slurm, where the stages are submitted at once, the
     next stage's tasks must also check for themselves.
+
+    ``needed``, if given, tells how many of the first tasks have work, once
+    the stages before have run: local and Ray executors run only those.
+    Slurm, which submits every stage at once, runs all ``tasks``; the others
+    find nothing to do.
     """
 
     name: str
@@ -117,6 +122,7 @@ class Stage:
     tasks: int
     enough: Callable[[], bool] | None = None
     check: Callable[[], None] | None = None
+    needed: Callable[[], int] | None = None
 
 
 def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
@@ -133,6 +139,11 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
         _run_slurm(stages, settings)
         return
     for stage in stages:
+        if stage.needed is not None:
+            # 2,000 Write tasks for the one batch an input fills took a minute of starting empty tasks.
+            stage = replace(stage, tasks=stage.needed())
+            if not stage.tasks:
+                continue
         if settings.kind == "local" and stage.enough is not None:
             _run_in_waves(stage, settings)
         else:

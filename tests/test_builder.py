@@ -135,7 +135,7 @@ def test_partial_last_batch_is_reported(fen_games, caplog: pytest.LogCaptureFixt
         ({"sampling": "most"}, "unknown sampling mode"),
         ({"train_ratio": 1.0}, "train_ratio"),
         ({"train_ratio": 0}, "train_ratio"),
-        ({"batches": 0}, "batches must be >= 1"),
+        ({"batches": 0}, r"batches must be in \[1, "),
         ({"elo_tiers": ((2000, 1.0),)}, "min rating 0"),
         ({"name": "tensors"}, "unknown config name 'tensors'"),
     ],

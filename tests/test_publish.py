@@ -412,6 +412,17 @@ def test_partial_release_says_so_and_reused_output_dir_holds_only_it(games: Path
     assert "the input ran out: 1 of 2 batches were made, and batch 1 is partial" in card
 
 
+def test_batches_the_input_cannot_fill_start_no_tasks(games: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    assert publish_main(["--dry-run", "--output-dir", str(tmp_path / "out"), "--workdir", str(work), "--data-path", str(games),
+                         "--batches", "500", "--batch-size", "100000", "--sampling", "all"]) == 0
+    assert "1 of 500 batches were made" in capsys.readouterr().out
+    assert [p.name for p in (work / "logs" / "write" / "logs").iterdir()] == ["task_00000.log"]
+    assert publish_main(["--dry-run", "--output-dir", str(tmp_path / "huge"), "--batches", "99999999999"]) == 2
+    assert "batches must be in [1, 100,000]" in capsys.readouterr().err
+    assert not (tmp_path / "huge").exists()
+
+
 def test_crossing_999_batches_is_refused_before_any_work(hub: Hub, games: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = "user/wide"
     assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN]) == 0
