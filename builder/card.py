@@ -291,6 +291,9 @@ rights python-chess reports as valid for the position.
 
 Each game goes wholly to train or to test, by a stable hash (BLAKE2b) of its
 own text (headers plus moves): no game contributes positions to both splits.
+The same game exported twice with other headers (another tag, another order)
+is two texts, so its copies may land in different splits: build from inputs
+that do not overlap.
 The target share of train games is `train_ratio`. Each batch `k` holds exactly
 `round(batch_size * train_ratio)` train rows and the rest as test rows;
 positions past a split's quota carry over into the next batch, and rows are
