@@ -11,6 +11,7 @@ depends on the time or the machine, so the same inputs give the same card.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -62,6 +63,7 @@ class Release:
     versions: list[tuple[str, dict[str, int]]]  # (tag, config -> batches), oldest first, this release last
     config: Config = CONFIGS["default"]  # the config this release built
     other_configs: dict[str, DatasetInfo] = field(default_factory=dict)  # the repo's other configs, as their cards said
+    held_files: tuple[str, ...] = ()  # the shard paths the release held before this run: the other configs' files
     partial: str | None = None  # a sentence if the input ran out before the last batch was full
     #: Per config the card lists, the options that decide its positions (:data:`GENERATION_KEY`).
     generation: dict[str, dict[str, object]] = field(default_factory=dict)
@@ -108,6 +110,20 @@ def recorded_generation(data: DatasetCardData | None) -> dict[str, dict[str, obj
     return (data.to_dict().get(GENERATION_KEY) or {}) if data is not None else {}
 
 
+def _split_files(release: Release, name: str, split: str) -> list[str]:
+    """The shards of ``split`` of config ``name`` in the release, by name.
+
+    Listed, not globbed: while a release is pushed one batch per commit, or
+    after it was interrupted, the main branch holds batches its card does not
+    count yet, which a glob would take and non-streaming ``load_dataset``
+    would refuse (``NonMatchingSplitsSizesError``).
+    """
+    if name == release.config.name:
+        return sorted(s.path_in_repo for s in release.shards if s.split == split)
+    shard = re.compile(rf"^{re.escape(CONFIGS[name].folder + split)}/batch_\d+\.parquet$")
+    return sorted(path for path in release.held_files if shard.match(path))
+
+
 def card_data(release: Release) -> DatasetCardData:
     """The card's YAML front matter."""
     splits = split_infos(release.shards)
@@ -131,7 +147,7 @@ def card_data(release: Release) -> DatasetCardData:
     if release.generation:
         data[GENERATION_KEY] = {name: release.generation[name] for name in infos if name in release.generation}
     MetadataConfigs(
-        {name: {"data_files": [{"split": split, "path": CONFIGS[name].data_files(split)} for split in SPLITS if split in info.splits]}
+        {name: {"data_files": [{"split": split, "path": _split_files(release, name, split)} for split in SPLITS if split in info.splits]}
          for name, info in infos.items()}
     ).to_dataset_card_data(data)
     DatasetInfosDict(infos).to_dataset_card_data(data)

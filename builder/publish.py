@@ -261,7 +261,8 @@ class Publisher:
         already = [tag for tag, n in self.state.tags.items() if n == batches_done]
         with self.stages.time("card"):
             # The other configs the release holds keep their files and their card entries.
-            present = self._release_batches(root)
+            files = self._release_files(root)
+            present = config_batches(files)
             held = present.keys() - {config.name}
             previous = self._previous_card(root, head)
             infos = DatasetInfosDict.from_dataset_card_data(previous) if previous is not None else {}
@@ -283,6 +284,7 @@ class Publisher:
                 versions=versions,
                 config=config.spec,
                 other_configs={name: info for name, info in infos.items() if name in held},
+                held_files=tuple(files),
                 partial=partial,
                 generation={**{name: values for name, values in recorded.items() if name in held},
                             config.name: position_parameters(options, inputs)},
@@ -303,13 +305,17 @@ class Publisher:
         self._report(root, shards, summary, partial)
         return 0
 
-    def _release_batches(self, root: Path | None) -> dict[str, int]:
-        """Config -> its batches in the release this run adds to: the repo's main branch, or the output folder's."""
+    def _release_files(self, root: Path | None) -> list[str]:
+        """The shards of the release this run adds to: the repo's main branch, or the output folder's."""
         if self.api is not None:
-            return config_batches(self.state.files)
+            return [path for path in self.state.files if path.endswith(".parquet")]
         if root is None or not root.is_dir():
-            return {}
-        return config_batches(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
+            return []
+        return [p.relative_to(root).as_posix() for p in root.rglob("*.parquet")]
+
+    def _release_batches(self, root: Path | None) -> dict[str, int]:
+        """Config -> its batches in the release this run adds to (:meth:`_release_files`)."""
+        return config_batches(self._release_files(root))
 
     def _previous_card(self, root: Path | None, head: str | None) -> DatasetCardData | None:
         """The metadata of the card this release replaces: the repo's, or the output folder's on a dry run."""

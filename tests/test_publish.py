@@ -212,6 +212,18 @@ def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path
     assert [t.name for t in api.list_repo_refs(killed, repo_type="dataset").tags] == ["v1"]
 
 
+def test_main_loads_what_its_card_counts_while_an_append_is_pushed(hub: Hub, games: Path, tmp_path: Path) -> None:
+    """The card lists its shards: a batch committed before its release's card is not loaded with the old card."""
+    repo = "user/appending"
+    publish(hub, "--repo", repo, *common_args(games, batches=1))
+    with publish_held_after_one_batch(hub, repo, games) as process:
+        assert [c.title for c in hub.server.commits(repo)][0].startswith("Add batch 002")
+        loaded, _ = load(hub, repo, tmp_path, streaming=False)
+        assert len(loaded["train"]) == 285 and len(loaded["test"]) == 15
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
 @pytest.mark.parametrize("token, message", [(None, "not logged in"), ("hf_wrong", "rejected")])
 def test_bad_or_missing_token_fails_first_and_commits_nothing(
     hub: Hub, games: Path, tmp_path: Path, token: str | None, message: str
@@ -259,7 +271,7 @@ def test_card_is_deterministic_and_true(games: Path, tmp_path: Path) -> None:
     card = DatasetCard.load(tmp_path / "a" / "README.md")
     data = card.data.to_dict()
     assert data["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "train/*.parquet"}, {"split": "test", "path": "test/*.parquet"}]}]
+        {"split": split, "path": [f"{split}/batch_00{i}.parquet" for i in (1, 2, 3)]} for split in ("train", "test")]}]
     splits = {s["name"]: s for s in data["dataset_info"]["splits"]}
     import pyarrow.parquet as pq
 
