@@ -30,7 +30,7 @@ from datasets.utils.metadata import MetadataConfigs
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from huggingface_hub import DatasetCard, HfApi, HfFileSystem, constants
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError
 
 from .sources import network_errors
 
@@ -94,15 +94,17 @@ def iter_batches(
             Inside a PyTorch ``DataLoader`` worker, the share is further split
             between its workers (``torch.utils.data.get_worker_info()``; torch
             is only consulted when it is already imported). The row groups of
-            the split are dealt out in contiguous runs: every row comes exactly
-            once across all ranks and workers, and shares differ by at most
-            one row group.
+            the split are dealt out in contiguous runs, to the ranks and then
+            to each rank's workers: every row comes exactly once across all
+            ranks and workers, and ranks' shares differ by at most one row
+            group, as do the shares of a rank's workers.
         seed, epoch: with a ``seed``, data files and the row groups inside each
             file are visited in an order drawn from ``(seed, epoch)``, the same
             on every rank, before the split between ranks. Rows inside a row
             group stay in file order (shards are shuffled when written).
             Without a seed, files are read in name order.
-        columns: read only these columns (default: all).
+        columns: read only these columns (default: all); a name the files
+            do not have is an error.
         token: Hub token; default: the one ``huggingface_hub`` finds.
 
     Yields:
@@ -140,14 +142,27 @@ def iter_batches(
         raise ValueError(f"batch_size must be at least 1, but got batch_size={batch_size}")
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, but got rank={rank}, world_size={world_size}")
+    if (seed is not None and seed < 0) or epoch < 0:
+        raise ValueError(f"seed and epoch must be >= 0, but got seed={seed}, epoch={epoch}")
+    if isinstance(columns, str):
+        raise TypeError(f"columns must be a list of column names, but got the string {columns!r}")
     release = _open_release(source, revision, token)
     files = _data_files(release, source, name, split)
     metadata = _footers(release, files)
+    if columns is not None:
+        _check_columns(columns, metadata[0].schema.to_arrow_schema().names, files[0])
     units = _order(metadata, seed, epoch)
-    worker, workers = _dataloader_worker()
-    mine = np.array_split(np.arange(len(units)), world_size * workers)[rank * workers + worker]
+    mine = _share(len(units), rank, world_size, *_dataloader_worker())
     batches = _record_batches(release, files, metadata, [units[i] for i in mine], batch_size, columns)
     yield from _to_numpy(_rebatch(batches, batch_size))
+
+
+def _check_columns(columns: Sequence[str], names: list[str], file: str) -> None:
+    """Refuse a column the files do not have (pyarrow would drop it without a word), or no column at all."""
+    unknown = [column for column in columns if column not in names]
+    if unknown or not columns:
+        raise ValueError(f"columns={list(columns)!r}: {'no such column ' + repr(unknown) if unknown else 'no column'} "
+                         f"in {file}; its columns are {names}")
 
 
 def _open_release(source: str | os.PathLike[str], revision: str | None, token: str | bool | None) -> _Release:
@@ -162,6 +177,8 @@ def _open_release(source: str | os.PathLike[str], revision: str | None, token: s
         raise FileNotFoundError(f"{text!r} is neither a local folder nor a Hub dataset repo id ('user/name')")
     try:
         commit = HfApi(token=token).dataset_info(repo_id, revision=revision).sha
+    except HFValidationError as error:  # './nope', a mistyped local folder
+        raise FileNotFoundError(f"{text!r} is neither a local folder nor a Hub dataset repo id: {error}") from error
     except RepositoryNotFoundError as error:
         raise FileNotFoundError(
             f"{text!r} is neither a local folder nor a dataset repo on {constants.ENDPOINT} (a private repo needs a token)"
@@ -230,6 +247,17 @@ def _order(metadata: list[pq.FileMetaData], seed: int | None, epoch: int) -> lis
         for f in rng.permutation(len(metadata))
         for g in rng.permutation(metadata[f].num_row_groups)
     ]
+
+
+def _share(units: int, rank: int, world_size: int, worker: int, workers: int) -> np.ndarray:
+    """The indices of the units that worker ``worker`` of rank ``rank`` reads: a contiguous run.
+
+    The units are dealt to the ranks first, then each rank's run to its
+    workers, so ranks' shares differ by at most one unit, whatever the
+    workers: dealing rank-and-worker slots at once gave 3 workers of 5 ranks
+    the 9 units of the first 3 ranks, and the last 2 ranks nothing.
+    """
+    return np.array_split(np.array_split(np.arange(units), world_size)[rank], workers)[worker]
 
 
 def _dataloader_worker() -> tuple[int, int]:

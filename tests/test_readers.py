@@ -217,20 +217,23 @@ def test_rows_come_in_file_order_without_a_seed(grouped: Path) -> None:
     assert row_ids(grouped, split="test").tolist() == list(range(50))
 
 
-@pytest.mark.parametrize("world_size, workers, seed", [(1, 1, None), (2, 1, 0), (3, 4, None), (2, 4, 7), (8, 1, 3)])
+@pytest.mark.parametrize("world_size, workers, seed", [(1, 1, None), (2, 1, 0), (3, 4, None), (2, 4, 7), (8, 1, 3), (5, 3, 1), (6, 8, None)])
 def test_every_row_exactly_once_across_ranks_and_workers(
     grouped: Path, monkeypatch: pytest.MonkeyPatch, world_size: int, workers: int, seed: int | None
 ) -> None:
-    shares = []
+    shares: list[list[np.ndarray]] = []
     for rank in range(world_size):
+        shares.append([])
         for worker in range(workers):
             monkeypatch.setattr(reader_module, "_dataloader_worker", lambda w=worker: (w, workers))
-            shares.append(row_ids(grouped, rank=rank, world_size=world_size, seed=seed))
-    every = np.concatenate(shares)
+            shares[rank].append(row_ids(grouped, rank=rank, world_size=world_size, seed=seed))
+    every = np.concatenate([rows for rank in shares for rows in rank])
     assert len(every) == len(set(every.tolist())) == sum(ROWS_PER_FILE)  # no duplicates, no gaps
     assert sorted(every.tolist()) == list(range(sum(ROWS_PER_FILE)))
+    # Ranks' shares differ by at most one row group, whatever their workers; so do a rank's workers' shares.
     units = sum(ROWS_PER_FILE) // ROW_GROUP
-    assert all(len(s) in {ROW_GROUP * (units // len(shares)), ROW_GROUP * (units // len(shares) + 1)} for s in shares)
+    assert {sum(map(len, rank)) for rank in shares} <= {ROW_GROUP * (units // world_size), ROW_GROUP * (units // world_size + 1)}
+    assert all(max(map(len, rank)) - min(map(len, rank)) <= ROW_GROUP for rank in shares)
 
 
 def test_three_files_feed_eight_workers(grouped: Path) -> None:
@@ -294,6 +297,16 @@ def test_bad_arguments_name_the_value(grouped: Path) -> None:
         next(iter_batches(grouped, batch_size=0))
     with pytest.raises(ValueError, match="revision='v1'"):
         next(iter_batches(grouped, revision="v1"))
+    with pytest.raises(ValueError, match="seed=0, epoch=-1"):
+        next(iter_batches(grouped, seed=0, epoch=-1))
+    with pytest.raises(ValueError, match=r"no such column \['nope'\] in .*; its columns are \['window', "):
+        next(iter_batches(grouped, columns=["window", "nope"]))
+    with pytest.raises(ValueError, match="no column in"):
+        next(iter_batches(grouped, columns=[]))
+    with pytest.raises(TypeError, match="the string 'window'"):
+        next(iter_batches(grouped, columns="window"))
+    with pytest.raises(FileNotFoundError, match="'./nope' is neither a local folder nor a Hub dataset repo id"):
+        next(iter_batches("./nope"))
 
 
 EARLY_EXIT = """
