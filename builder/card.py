@@ -264,8 +264,12 @@ ds = load_dataset("{release.repo_id}"{config_arg}, streaming=True)              
 ds = load_dataset("{release.repo_id}"{config_arg}, streaming=True, revision="{latest}")  # pinned to this release
 for example in ds["train"]:
     window = example["window"]    # {" x ".join(map(str, window.shape))} {window.dtype}
-    break
+    ...                           # a training step
 ```
+
+(A streaming iterator left open, by a `break` or `next(iter(...))`, can hang
+or abort the interpreter at exit with datasets 5.2 and pyarrow 26; an
+`iter_batches` iterator may be left open.)
 
 Decode a window back into boards (needs `pip install chesspos-positions`, or
 the tables below and python-chess):
@@ -402,15 +406,13 @@ _HISTORY_SCHEMA = """### `history`
 Decode a window and its tokens:
 
 ```python
-import numpy as np
-from datasets import load_dataset
-from chesspos_positions import decode_window, tokens_to_fen
+from chesspos_positions import decode_window, iter_batches, tokens_to_fen
 
-row = next(iter(load_dataset("REPO", "history", split="train", streaming=True)))
-window = np.asarray(row["window"], dtype=np.int8)
+row = next(iter_batches("REPO", name="history", batch_size=1))
+window = row["window"][0]          # int8 (10, 69)
 boards = decode_window(window)     # list of 10 chess.Board, None for mask rows
 print(tokens_to_fen(window[0]))    # the FEN the tokens hold: no en passant square, counters "0 1"
-print(row["fen"])                  # the full FEN
+print(row["fen"][0])               # the full FEN
 ```"""
 
 _PLANE_NAMES = [f"a {chess.COLOR_NAMES[p.color]} {chess.PIECE_NAMES[p.piece_type]} (`{p.symbol()}`)" for p in PLANE_PIECES]
@@ -433,13 +435,11 @@ the original project's {layout}.
 Decode a window (every encoding decodes the same way):
 
 ```python
-import numpy as np
-from datasets import load_dataset
-from chesspos_positions import decode_window
+from chesspos_positions import decode_window, iter_batches
 
-row = next(iter(load_dataset("REPO", "{name}", split="train", streaming=True)))
-window = np.asarray(row["window"], dtype=bool)   # {shape}
-boards = decode_window(window)                   # list of 10 chess.Board, None for padding rows
+row = next(iter_batches("REPO", name="{name}", batch_size=1))
+window = row["window"][0]          # bool {shape}
+boards = decode_window(window)     # list of 10 chess.Board, None for padding rows
 ```"""
 
 

@@ -398,6 +398,12 @@ def test_a_card_without_default_shows_its_own_config(tmp_path: Path) -> None:
     namespace: dict[str, object] = {}
     for code in (next(c for c in snippets if "load_dataset" in c), next(c for c in snippets if "decode_window" in c)):
         exec(code.replace("user/chesspos-positions", str(out)), namespace)
-    first = pq.read_table(out / "tensor" / "train" / "batch_001.parquet", columns=["fen"]).column("fen")[0].as_py()
+    last = pq.read_table(out / "tensor" / "train" / "batch_001.parquet", columns=["fen"]).column("fen")[-1].as_py()
     board = namespace["board"]
-    assert isinstance(board, chess.Board) and board.board_fen() == first.split()[0]
+    assert isinstance(board, chess.Board) and board.board_fen() == last.split()[0]
+    # So does the config's own decoding snippet.
+    section = text[text.index("### `tensor`"):]
+    schema_code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    exec(schema_code.replace("user/chesspos-positions", str(out)), namespace)
+    first = pq.read_table(out / "tensor" / "train" / "batch_001.parquet", columns=["fen"]).column("fen")[0].as_py()
+    assert namespace["boards"][0].board_fen() == first.split()[0]
