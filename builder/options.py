@@ -265,4 +265,25 @@ def validate(options: PublishOptions) -> None:
     try:
         options.builder_config()
     except ValueError as error:
-        raise OptionsError(str(error)) from error
+        culprit = _builder_culprit(options)
+        raise OptionsError(f"{_label(culprit)}: {error}" if culprit else str(error)) from error
+
+
+def _label(name: str) -> str:
+    """How an error names option ``name``: its flag, or the key alone for a YAML-only one."""
+    return f"--{name.replace('_', '-')}" if "help" in _FIELDS[name].metadata else name
+
+
+def _builder_culprit(options: PublishOptions) -> str | None:
+    """The builder setting the builder config refuses: the first whose own default makes the config valid.
+
+    None when no single setting does (two settings at odds are both named by the config's message).
+    """
+    kwargs = options.builder_kwargs()
+    for name in kwargs:
+        try:
+            ChessposPositionsConfig(name=options.config_name, **{k: v for k, v in kwargs.items() if k != name})
+        except ValueError:
+            continue
+        return name
+    return None

@@ -24,7 +24,7 @@ from datasets.download.streaming_download_manager import StreamingDownloadManage
 from .configs import CONFIG_NAMES, CONFIGS, Config, examples_table
 from .games import Summary
 from .generation import SPLITS, Batch, generate_batches
-from .sampling import SAMPLING_MODES, Sampling
+from .sampling import SAMPLING_MODES, Sampling, check_seed
 from .sources import resolve_paths
 from .steps import Job, staged_batches
 from .timing import StageTimes
@@ -60,7 +60,7 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
         batch_size (`int`, defaults to 100_000): positions per batch, both splits together.
         train_ratio (`float`, defaults to 0.95): the train share of each batch,
             and the target share of games assigned to train.
-        seed (`int`, defaults to 0): seed of sampling and in-batch shuffling.
+        seed (`int`, defaults to 0): seed of sampling and in-batch shuffling, in ``[0, 2**64)``.
         sampling (`str`, defaults to "default"): "default" applies the
             parameters below; "all" keeps every position of every standard game.
         elo_tiers, min_base_time, ply_full, ply_keep, min_ply, max_ply:
@@ -108,8 +108,7 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
                              "make the batches larger (batch_size)")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_seed(self.seed)  # now, not in the first task that draws
         if self.name not in CONFIGS:
             raise ValueError(f"unknown config name {self.name!r}; expected one of {', '.join(CONFIG_NAMES)}")
         self.sampling_rules()  # validates the sampling parameters now, before any work

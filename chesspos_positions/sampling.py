@@ -121,12 +121,13 @@ def game_rng(seed: int, digest: bytes) -> np.random.Generator:
     Raises:
         ValueError: if ``seed`` is not in ``[0, 2**64)``.
     """
-    _check_seed(seed)
+    check_seed(seed)
     words = np.frombuffer(digest[:16], dtype="<u4").tolist()
     return np.random.Generator(np.random.PCG64([seed & 0xFFFFFFFF, seed >> 32, *words]))
 
 
-def _check_seed(seed: int) -> None:
+def check_seed(seed: int) -> None:
+    """Refuse a seed the per-game generators cannot take: it must be in ``[0, 2**64)`` (two 32-bit words)."""
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed must be in [0, 2**64), got {seed}")
 
@@ -150,7 +151,7 @@ def first_draws(seed: int, digests: Sequence[bytes]) -> np.ndarray:
     Raises:
         ValueError: if ``seed`` is not in ``[0, 2**64)``, or a digest is shorter than 16 bytes.
     """
-    _check_seed(seed)
+    check_seed(seed)
     if any(len(digest) < 16 for digest in digests):
         raise ValueError("game digests must be at least 16 bytes")
     words = np.frombuffer(b"".join(digest[:16] for digest in digests), dtype="<u4").reshape(-1, 4)

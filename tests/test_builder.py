@@ -136,6 +136,8 @@ def test_partial_last_batch_is_reported(fen_games, caplog: pytest.LogCaptureFixt
         ({"train_ratio": 1.0}, "train_ratio"),
         ({"train_ratio": 0}, "train_ratio"),
         ({"batches": 0}, r"batches must be in \[1, "),
+        ({"seed": -1}, r"seed must be in \[0, 2\*\*64\)"),
+        ({"seed": 2**64}, r"seed must be in \[0, 2\*\*64\)"),
         ({"elo_tiers": ((2000, 1.0),)}, "min rating 0"),
         ({"name": "tensors"}, "unknown config name 'tensors'"),
     ],

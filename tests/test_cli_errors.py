@@ -515,3 +515,13 @@ def test_a_unit_size_that_makes_too_many_tasks_is_refused(hub: Hub, games: Path,
     result = publish(hub, "--dry-run", "--output-dir", str(out), "--data-path", str(big), "--unit-bytes", "1", check=False)
     assert "pass a larger --unit-bytes" in assert_one_error_line(result, 2, "--unit-bytes 1")
     assert not out.exists()
+
+
+def test_a_seed_the_generators_cannot_take_is_refused_before_any_work(games: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "builder.publish", "--dry-run", "--data-path", str(games), "--output-dir", str(out),
+         "--seed", str(2**64)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert_one_error_line(result, 2, "--seed", "2**64")
+    assert not out.exists()
