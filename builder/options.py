@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from types import UnionType
@@ -168,7 +169,8 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
             raise OptionsError(f"{origin}: slurm must be a mapping with keys among {', '.join(SLURM_KEYS)}, got {value!r}")
         return value
     if name == "elo_tiers":
-        if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 for t in value):
+        if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 and all(_is_number(x) for x in t)
+                                                  for t in value):
             raise OptionsError(f"{origin}: elo_tiers must be a list of [min_rating, keep_probability] pairs, got {value!r}")
         return value
     if choices := _CHOICES.get(name):
@@ -181,6 +183,10 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
     if not isinstance(value, accepted) or (kind != "bool" and isinstance(value, bool)):
         raise OptionsError(f"{origin}: {name} must be {kind}, got {value!r}")
     return float(value) if kind == "float" else value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def load_yaml(path: str) -> dict[str, Any]:
@@ -210,12 +216,14 @@ def load_yaml(path: str) -> dict[str, Any]:
 def resolve_options(args: argparse.Namespace) -> PublishOptions:
     """Merge defaults < YAML config < flags, and validate the result."""
     values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    files = dict.fromkeys(values, args.config)
     for name in _FIELDS:
         flag = getattr(args, name, None)
         if flag is not None:
             values[name] = flag
+            files.pop(name, None)
     options = PublishOptions(**values)
-    validate(options)
+    validate(options, files)
     return options
 
 
@@ -232,10 +240,14 @@ def valid_tag(tag: str) -> bool:
     )
 
 
-def validate(options: PublishOptions) -> None:
-    """Check values across options and through the builder config."""
+def validate(options: PublishOptions, files: Mapping[str, str] | None = None) -> None:
+    """Check values across options and through the builder config.
+
+    ``files`` maps an option whose value came from a config file to that file, which its errors name.
+    """
+    files = files or {}
     if options.num_proc < 1:
-        raise OptionsError(f"--num-proc must be >= 1, got {options.num_proc}")
+        raise OptionsError(f"{_label('num_proc', files)} must be >= 1, got {options.num_proc}")
     if options.executor != "local" and options.workdir is None:
         raise OptionsError(f"--executor {options.executor} needs --workdir DIR, on storage every node reaches")
     if options.no_wait and options.executor != "slurm":
@@ -243,7 +255,7 @@ def validate(options: PublishOptions) -> None:
     if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):
         raise OptionsError("--executor slurm needs a slurm: section in the --config file with at least partition and time")
     if options.unit_bytes < 1:
-        raise OptionsError(f"unit_bytes must be >= 1, got {options.unit_bytes}")
+        raise OptionsError(f"{_label('unit_bytes', files)} must be >= 1, got {options.unit_bytes}")
     if options.repo is not None:
         try:
             validate_repo_id(options.repo)
@@ -265,22 +277,24 @@ def validate(options: PublishOptions) -> None:
     try:
         options.builder_config()
     except ValueError as error:
-        culprit = _builder_culprit(options)
-        raise OptionsError(f"{_label(culprit)}: {error}" if culprit else str(error)) from error
+        culprit = _builder_culprit(options, files)
+        raise OptionsError(f"{_label(culprit, files)}: {error}" if culprit else str(error)) from error
 
 
-def _label(name: str) -> str:
-    """How an error names option ``name``: its flag, or the key alone for a YAML-only one."""
+def _label(name: str, files: Mapping[str, str]) -> str:
+    """How an error names option ``name``: the config file and key it came from, its flag, or its key."""
+    if name in files:
+        return f"config file {files[name]}: {name}"
     return f"--{name.replace('_', '-')}" if "help" in _FIELDS[name].metadata else name
 
 
-def _builder_culprit(options: PublishOptions) -> str | None:
+def _builder_culprit(options: PublishOptions, files: Mapping[str, str]) -> str | None:
     """The builder setting the builder config refuses: the first whose own default makes the config valid.
 
     None when no single setting does (two settings at odds are both named by the config's message).
     """
     kwargs = options.builder_kwargs()
-    for name in kwargs:
+    for name in sorted(kwargs, key=lambda name: name not in files):  # a value from the file before a default
         try:
             ChessposPositionsConfig(name=options.config_name, **{k: v for k, v in kwargs.items() if k != name})
         except ValueError:

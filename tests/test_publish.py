@@ -347,6 +347,23 @@ def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pyte
         publish_main(["--batchez", "3"])
 
 
+def test_option_errors_name_the_key_and_the_file_it_came_from(tmp_path: Path, games: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    config, out = tmp_path / "c.yaml", tmp_path / "out"
+    for content, flags, named in [
+        ({"elo_tiers": [["a", 1]]}, [], f"config file {config}: elo_tiers must be a list of"),
+        ({"elo_tiers": [[2000, 1.0]]}, [], f"config file {config}: elo_tiers: elo_tiers must include a tier with min rating 0"),
+        ({"seed": -1}, [], f"config file {config}: seed: seed must be in [0, 2**64)"),
+        ({"ply_keep": 2.0}, [], f"config file {config}: ply_keep: ply_keep must be in [0, 1]"),
+        ({"num_proc": 0}, [], f"config file {config}: num_proc must be >= 1"),
+        ({"seed": 3}, ["--seed", "-1"], "error: --seed: seed must be in [0, 2**64)"),
+    ]:
+        config.write_text(yaml.safe_dump({"data_path": str(games), **content}))
+        assert publish_main(["--dry-run", "--config", str(config), "--output-dir", str(out), *flags]) == 2
+        assert named in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         publish_main(["--help"])
