@@ -163,6 +163,8 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
         value = [value] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise OptionsError(f"{origin}: data_path must be a path or a list of paths, got {value!r}")
+        if not value:  # not the embedded sample: a publish would push the self-play games
+            raise OptionsError(f"{origin}: data_path is an empty list; leave it out to build the embedded sample")
         return value
     if name == "slurm":
         if not isinstance(value, dict) or set(value) - set(SLURM_KEYS):

@@ -322,6 +322,7 @@ def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pyte
         ({"train_ratio": 1.5}, "train_ratio"),
         ({"min_base_time": -1}, "min_base_time must be >= 0"),
         ({"token": "x"}, "HF_TOKEN"),
+        ({"data_path": []}, f"config file {config}: data_path is an empty list"),
     ]:
         config.write_text(yaml.safe_dump(content))
         assert publish_main(["--dry-run", "--config", str(config), "--output-dir", str(out)]) == 2
