@@ -89,7 +89,7 @@ class PublishOptions:
         "default for local: a temporary folder, removed)", metavar="DIR"))
     no_wait: bool = field(default=False, metadata=_flag(
         "slurm: submit the jobs and exit; rerun the same command to finish the release"))
-    ray_address: str = field(default="auto", metadata=_flag("Ray cluster address (default {default})"))
+    ray_address: str = field(default="auto", metadata=_flag("--executor ray: the cluster address (default {default})"))
     slurm: dict[str, Any] | None = None  # YAML only: SlurmPipelineExecutor options
     unit_bytes: int = field(default=UNIT_BYTES, metadata=_flag(
         "text bytes per work unit (default {default}); shards do not depend on it"))
@@ -254,6 +254,13 @@ def validate(options: PublishOptions, files: Mapping[str, str] | None = None) ->
         raise OptionsError(f"--executor {options.executor} needs --workdir DIR, on storage every node reaches")
     if options.no_wait and options.executor != "slurm":
         raise OptionsError(f"--no-wait applies to --executor slurm only, not {options.executor}: the run would wait anyway")
+    # A default value cannot tell whether it was given: "auto" is harmless anywhere.
+    if options.ray_address != _FIELDS["ray_address"].default and options.executor != "ray":
+        raise OptionsError(f"{_label('ray_address', files)} applies to --executor ray only, not {options.executor}")
+    for name in ("resume", "private", "token"):
+        if options.dry_run and getattr(options, name):
+            raise OptionsError(f"{_label(name, files)} does not go with {_label('dry_run', files)}, which publishes "
+                               "nothing (no token, no network): drop one of them")
     if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):
         raise OptionsError("--executor slurm needs a slurm: section in the --config file with at least partition and time")
     if options.unit_bytes < 1:

@@ -338,6 +338,20 @@ def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pyte
     assert "is a file, not a folder" in capsys.readouterr().err
     assert publish_main(["--dry-run", "--no-wait", "--data-path", str(games), "--output-dir", str(out)]) == 2
     assert "--no-wait applies to --executor slurm only" in capsys.readouterr().err
+    # Flags the run would ignore: refused, naming both.
+    for flags, named in [
+        (["--dry-run", "--resume"], "--resume does not go with --dry-run"),
+        (["--dry-run", "--private"], "--private does not go with --dry-run"),
+        (["--dry-run", "--token", "hf_x"], "--token does not go with --dry-run"),
+        (["--dry-run", "--ray-address", "local"], "--ray-address applies to --executor ray only, not local"),
+        (["--dry-run", "--ray-address", "local", "--executor", "slurm", "--workdir", str(tmp_path / "w")],
+         "--ray-address applies to --executor ray only, not slurm"),
+    ]:
+        assert publish_main([*flags, "--data-path", str(games), "--output-dir", str(out)]) == 2
+        assert named in capsys.readouterr().err
+    config.write_text(yaml.safe_dump({"dry_run": True, "resume": True}))
+    assert publish_main(["--config", str(config), "--data-path", str(games), "--output-dir", str(out)]) == 2
+    assert f"config file {config}: resume does not go with config file {config}: dry_run" in capsys.readouterr().err
     # An output folder that cannot be made is refused before the build, not after it.
     assert publish_main(["--dry-run", "--data-path", str(games), "--output-dir", str(tmp_path / "a-file" / "out")]) == 2
     captured = capsys.readouterr()
