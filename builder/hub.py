@@ -12,6 +12,7 @@ conflict. Every other error stops the run with the server's message.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+from huggingface_hub import CommitOperationAdd, HfApi, RepoCard, constants, get_token
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
@@ -107,6 +108,36 @@ def _reason(error: Exception) -> str:
     if isinstance(error, HfHubHTTPError):
         return f"HTTP {status_of(error)}"
     return f"{type(error).__name__}: {error}"
+
+
+def card_refusal(card: RepoCard) -> str | None:
+    """Why the Hub would refuse ``card`` at its commit (its ``/api/validate-yaml`` answer), or None if it would not.
+
+    A server that does not serve the endpoint (404, 405) is not second-guessed: None.
+
+    Raises:
+        HfHubHTTPError: any other failure, after retries for the transient ones.
+    """
+    try:
+        with_retries(lambda: card.validate(repo_type="dataset"), "validating the dataset card")
+    except HfHubHTTPError as error:
+        if status_of(error) in (404, 405):
+            logger.info("%s does not validate cards (HTTP %s): the card is checked at its commit", constants.ENDPOINT,
+                        status_of(error))
+            return None
+        raise
+    except ValueError as error:  # RepoCard.validate's form of a 400: the answer's text
+        return _errors_text(str(error))
+    return None
+
+
+def _errors_text(text: str) -> str:
+    """The messages of a validation answer (``{"errors": [{"message": ...}]}``), or its text as it is."""
+    try:
+        errors = json.loads(text).get("errors")
+        return "; ".join(str(error.get("message")) for error in errors) or text
+    except (ValueError, AttributeError, TypeError):
+        return text
 
 
 def authenticate(token: str | None, repo_id: str) -> tuple[HfApi, str]:

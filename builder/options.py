@@ -263,6 +263,9 @@ def validate(options: PublishOptions, files: Mapping[str, str] | None = None) ->
                                "nothing (no token, no network): drop one of them")
     if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):
         raise OptionsError("--executor slurm needs a slurm: section in the --config file with at least partition and time")
+    if not options.license.strip():
+        raise OptionsError(f"{_label('license', files)} must not be empty: it is the dataset card's license id "
+                           "(e.g. cc0-1.0, cc-by-4.0, other)")
     if options.unit_bytes < 1:
         raise OptionsError(f"{_label('unit_bytes', files)} must be >= 1, got {options.unit_bytes}")
     if options.repo is not None:

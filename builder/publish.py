@@ -202,6 +202,11 @@ class Publisher:
                 "repo_type='dataset')), or drop --private"
             )
         self.tag = push.check_release(self.state, options.repo, self.config, options.tag, options.resume)
+        metadata = DatasetCardData(license=options.license, pretty_name=options.pretty_name)
+        with self.stages.time("hub"):
+            reason = hub.card_refusal(DatasetCard(f"---\n{metadata.to_yaml()}\n---\n"))
+        if reason:
+            raise PublishError(f"--license {options.license!r}: the Hub refuses the dataset card's metadata: {reason}")
 
     def check_other_configs(self, root: Path | None, inputs: list[str]) -> None:
         """Before any work: a config new to the release must hold the same positions as the configs beside it."""

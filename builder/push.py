@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from huggingface_hub import HfApi
+from huggingface_hub.errors import BadRequestError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 
 from chesspos_positions.builder import ChessposPositionsConfig
@@ -107,7 +108,20 @@ def _same_rows_as_held(api: HfApi, repo: str, state: RepoState, shard: Shard) ->
 
 
 def push_card(api: HfApi, repo: str, state: RepoState, card_path: Path, tag: str, head: str | None) -> str | None:
-    """Commit the card, unless the repo's head already holds it; return the new head."""
+    """Commit the card, unless the repo's head already holds it; return the new head.
+
+    Raises:
+        PublishError: if the Hub refuses the card's metadata, saying that the batches are on the repo and how to finish.
+    """
     if state.files.get("README.md") == git_hash(card_path.read_bytes()) and head == state.head:
         return head
-    return hub.commit(api, repo, [("README.md", card_path)], f"Update dataset card for {tag}", head)
+    try:
+        return hub.commit(api, repo, [("README.md", card_path)], f"Update dataset card for {tag}", head)
+    # huggingface_hub validates a README before committing it (a ValueError); the commit may still be refused (400).
+    except (BadRequestError, ValueError) as error:
+        reason = " ".join(str(error).split())
+        raise PublishError(
+            f"the Hub refused the dataset card of {repo}: {reason}. The batches are on the repo, without card or "
+            f"tag: rerun with --resume and an option the Hub accepts (--license, or pretty_name in the --config "
+            "file) to commit the card and tag"
+        ) from error

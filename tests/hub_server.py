@@ -75,6 +75,50 @@ DEFAULT_GITATTRIBUTES = "".join(
 )
 
 
+#: The licence ids the Hub accepts in a card's ``license`` (https://huggingface.co/docs/hub/repositories-licenses),
+#: in the order of its validation message (huggingface_hub issue #4218 quotes it).
+HUB_LICENSES = (
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
+    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1",
+    "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "h-research",
+    "intel-research", "lppl-1.3c", "ms-pl", "apple-ascl", "apple-amlr", "mpl-2.0", "odc-by", "odbl", "openmdw-1.0",
+    "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl", "lgpl-lr",
+    "deepfloyd-if-license", "fair-noncommercial-research-license", "llama2", "llama3", "llama3.1", "llama3.2",
+    "llama3.3", "llama4", "grok2-community", "gemma", "unknown", "other",
+)
+#: The Hub's message for any other ``license`` ("array": a list of these ids is accepted too).
+LICENSE_ERROR = f'"license" must be one of [{", ".join(HUB_LICENSES)}, array]'
+
+
+def card_metadata_errors(content: str) -> list[str]:
+    """What the Hub refuses in a README's YAML front matter: an unclosed block, or a ``license`` it does not know.
+
+    Stdlib only, so no YAML parser: ``license`` is read as a top-level scalar (quoted or not) or block list.
+    """
+    lines = content.splitlines()
+    if [line.strip() for line in lines[:1]] != ["---"]:
+        return []
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), None)
+    if end is None:
+        return ["README.md metadata is not closed by '---'"]
+    block = lines[1:end]
+    for index, line in enumerate(block):
+        if match := re.fullmatch(r"license:(.*)", line):
+            value = match.group(1).strip()
+            items = [value] if value else []
+            for rest in [] if value else block[index + 1:]:  # a block list: "- id" lines
+                if not (item := re.fullmatch(r"\s*- (.*)", rest)):
+                    break
+                items.append(item.group(1).strip())
+            if any(item.strip("'\"") not in HUB_LICENSES for item in items):
+                return [LICENSE_ERROR]
+    return []
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -230,6 +274,9 @@ class HubServer:
     #: Tree page sizes of the Hub; tests may lower them to exercise Link-header pagination.
     tree_page_size: int = 1000
     tree_expand_page_size: int = 50
+    #: None: ``/api/validate-yaml`` checks the card as the Hub does. A status: it answers that status and checks
+    #: nothing; 404 or 405 model a server without the endpoint, 200 one that passes what a commit then refuses.
+    validate_yaml_status: int | None = None
 
     def __init__(self, tokens: dict[str, str], *, orgs: Mapping[str, Iterable[str]] | None = None) -> None:
         self.tokens = dict(tokens)
@@ -380,6 +427,9 @@ class HubServer:
         if segs == ["repos", "create"] and m == "POST":
             return self._create_repo(req)
         if segs == ["validate-yaml"] and m == "POST":
+            if self.validate_yaml_status is not None:
+                return _json({"errors": [], "warnings": []} if self.validate_yaml_status == 200 else
+                             {"error": "Not Found"}, self.validate_yaml_status)
             return self._validate_yaml(req)
         if segs == ["agent-harnesses"] and m == "GET":
             # Fetched by huggingface_hub's agent detection for its user agent; an empty registry disables it.
@@ -488,10 +538,10 @@ class HubServer:
 
     @staticmethod
     def _validate_yaml(req: Request) -> Response:
-        # Stdlib only, so no YAML parser: check just that a front-matter block is closed.
-        lines = [line.strip() for line in str(req.json().get("content", "")).splitlines()]
-        if lines[:1] == ["---"] and "---" not in lines[1:]:
-            return _json({"errors": [{"message": "README.md metadata is not closed by '---'"}]}, 400)
+        if errors := card_metadata_errors(str(req.json().get("content", ""))):
+            if req.headers.get("Accept") == "text/plain":  # RepoCard.validate asks for the messages alone
+                return Response(400, "\n".join(errors).encode(), {"Content-Type": "text/plain; charset=utf-8"})
+            return _json({"errors": [{"message": message} for message in errors]}, 400)
         return _json({"errors": [], "warnings": []})
 
     # ----------------------------------------------------------------------------- reads
@@ -718,6 +768,9 @@ class HubServer:
                 data = base64.b64decode(raw) if value.get("encoding") == "base64" else raw.encode()
                 if len(data) >= self.lfs_threshold or b"\0" in data[:512]:
                     raise HubError(400, f"{path!r} must be uploaded with LFS (large or binary file)")
+                if path == "README.md" and (errors := card_metadata_errors(data.decode(errors="replace"))):
+                    # The Hub checks the card at commit time too, whatever validate-yaml said.
+                    raise HubError(400, "Invalid metadata in README.md: " + "; ".join(errors))  # one line: a header too
                 files[_check_path(path)] = Blob(data, lfs=False)
             elif key == "lfsFile":
                 oid = str(value.get("oid", ""))

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from huggingface_hub import HfApi
+from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub.errors import RepositoryNotFoundError
 
 from builder import hub as hub_client
 from builder import interrupts, output
@@ -525,3 +526,49 @@ def test_a_seed_the_generators_cannot_take_is_refused_before_any_work(games: Pat
     )
     assert_one_error_line(result, 2, "--seed", "2**64")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------- the card's license
+@pytest.mark.parametrize("license", ["", "  "])
+def test_an_empty_license_is_a_usage_error(games: Path, tmp_path: Path, license: str) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "builder.publish", "--dry-run", "--data-path", str(games), "--output-dir", str(out),
+         "--license", license], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert_one_error_line(result, 2, "--license must not be empty")
+    assert not out.exists()
+
+
+def test_a_license_the_hub_refuses_stops_the_run_before_any_work(hub: Hub, games: Path) -> None:
+    repo = "user/refused-license"
+    result = publish(hub, "--repo", repo, *common_args(games), "--license", "gpl-3.0-or-later", check=False)
+    assert_one_error_line(result, 2, "--license 'gpl-3.0-or-later'", '"license" must be one of [apache-2.0, mit, ')
+    assert "games read" not in result.stdout
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=hub.url, token=TOKEN).repo_info(repo, repo_type="dataset")
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_server_that_does_not_validate_cards_is_not_second_guessed(hub: Hub, status: int,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    card = DatasetCard("---\nlicense: gpl-3.0-or-later\n---\n")
+    assert hub_client.card_refusal(card) is not None
+    monkeypatch.setattr(hub.server, "validate_yaml_status", status)
+    assert hub_client.card_refusal(card) is None
+
+
+def test_a_card_the_hub_refuses_at_its_commit_is_one_line_and_resume_finishes(
+    hub: Hub, games: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, api = "user/card-refused-at-commit", HfApi(endpoint=hub.url, token=TOKEN)
+    monkeypatch.setattr(hub.server, "validate_yaml_status", 200)  # validate-yaml passes what the commit refuses
+    result = publish(hub, "--repo", repo, *common_args(games), "--license", "gpl-3.0-or-later", check=False)
+    assert_one_error_line(result, 2, "refused the dataset card", '"license" must be one of', "batches are on the repo",
+                          "--resume", "--license")
+    files = api.list_repo_files(repo, repo_type="dataset")
+    assert "README.md" not in files and "train/batch_003.parquet" in files
+    assert not api.list_repo_refs(repo, repo_type="dataset").tags
+    publish(hub, "--repo", repo, *common_args(games), "--resume")
+    assert [tag.name for tag in api.list_repo_refs(repo, repo_type="dataset").tags] == ["v1"]
+    assert "license: cc0-1.0" in Path(api.hf_hub_download(repo, "README.md", repo_type="dataset")).read_text()

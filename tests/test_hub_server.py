@@ -13,7 +13,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem, hf_hub_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    DatasetCard,
+    DatasetCardData,
+    HfApi,
+    HfFileSystem,
+    hf_hub_download,
+)
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.errors import (
     BadRequestError,
@@ -311,3 +319,24 @@ print(json.dumps({{"streamed": streamed, "regular": list(regular["ply"]), "fen":
     assert out["streamed"] == out["regular"] == list(range(1000, 1150))
     assert out["fen"] == "8/8/8/8/8/8/8/1000K w - - 0 1"
     assert out["tagged"] == list(range(100))
+
+
+def test_a_card_license_the_hub_does_not_know_is_refused_at_validation_and_at_commit(
+    api: HfApi, hub: HubServer, repo_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = DatasetCard(f"---\n{DatasetCardData(license='odc-by', pretty_name='x').to_yaml()}\n---\n# Card\n")
+    good.validate(repo_type="dataset")
+    listed = DatasetCard("---\nlicense:\n- mit\n- cc-by-4.0\n---\n")
+    listed.validate(repo_type="dataset")
+    bad = DatasetCard("---\nlicense: gpl-3.0-or-later\n---\n# Card\n")
+    with pytest.raises(ValueError, match=r'"license" must be one of \[apache-2\.0, mit, .*cc0-1\.0, .*, other, array\]'):
+        bad.validate(repo_type="dataset")
+    with pytest.raises(ValueError, match="Invalid metadata in README.md"):  # huggingface_hub validates before committing
+        api.upload_file(path_or_fileobj=str(bad).encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset")
+    # A commit is checked whatever validate-yaml says.
+    monkeypatch.setattr(hub, "validate_yaml_status", 200)
+    bad.validate(repo_type="dataset")
+    with pytest.raises(BadRequestError, match='"license" must be one of'):
+        api.upload_file(path_or_fileobj=str(bad).encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset")
+    api.upload_file(path_or_fileobj=str(good).encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset")
+    assert "README.md" in api.list_repo_files(repo_id, repo_type="dataset")
