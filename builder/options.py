@@ -8,6 +8,7 @@ wrong type or out of range is a clear error naming the key and the file.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -61,7 +62,7 @@ class PublishOptions:
     seed: int = field(default=ChessposPositionsConfig.seed, metadata=_flag(
         "seed of sampling and in-batch shuffling (default {default})"))
     sampling: SamplingMode = field(default=ChessposPositionsConfig.sampling, metadata=_flag(  # type: ignore[assignment]
-        "'default' filters by Elo, time control and ply; 'all' keeps every position"))
+        "'default' filters by Elo, time control and ply; 'all' keeps every position (default '{default}')"))
     num_proc: int = field(default=1, metadata=_flag(
         "local processes running the stages (default {default}); output does not depend on it"))
     dry_run: bool = field(default=False, metadata=_flag("write shards and card locally only: no token, no network"))
@@ -150,6 +151,20 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs["type"] = kind
         parser.add_argument(f"--{option.name.replace('_', '-')}", **kwargs)
+
+
+def config_only_help() -> str:
+    """For ``--help``: the keys only a config file sets (the fields without ``help``), each with its default."""
+    keys = [f"{name} ({_shown_default(name)})" for name, option in _FIELDS.items() if "help" not in option.metadata]
+    return f"Keys only the --config file sets, with their defaults: {', '.join(keys)}."
+
+
+def _shown_default(name: str) -> str:
+    """A field's default as YAML (JSON is YAML): a builder setting left as None shows the builder config's default."""
+    value = _FIELDS[name].default
+    if value is None and name in GENERATION_FIELDS:
+        value = getattr(ChessposPositionsConfig, name)
+    return json.dumps(value)
 
 
 def _check_type(name: str, value: Any, origin: str) -> Any:

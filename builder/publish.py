@@ -40,7 +40,7 @@ from chesspos_positions.timing import StageTimes
 from . import failures, hub, output, push, report
 from .card import Release, SourceFile, build_card, recorded_generation
 from .hub import PublishError
-from .options import PublishOptions, add_flags, resolve_options
+from .options import PublishOptions, add_flags, config_only_help, resolve_options
 from .shards import Shard
 from .staged import build_shards
 
@@ -52,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m builder.publish",
         description="Build chess-position Parquet shards and a dataset card from raw games, and push them to the Hub.",
         epilog="Precedence: flags > --config YAML > defaults. Auth: HF_TOKEN, --token or `hf auth login`. "
-               + failures.EXIT_CODES_HELP,
+               + failures.EXIT_CODES_HELP + " " + config_only_help(),
     )
     add_flags(parser)
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as the flags, with _ or -)")

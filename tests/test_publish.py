@@ -386,6 +386,13 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     for flag in ("--repo", "--data-path", "--batches", "--batch-size", "--train-ratio", "--seed", "--sampling", "--num-proc",
                  "--dry-run", "--output-dir", "--config", "--tag", "--resume", "--private", "--token", "--license"):
         assert flag in text
+    text = " ".join(text.split())  # argparse wraps lines anywhere
+    assert "'all' keeps every position (default 'default')" in text
+    # The keys only a config file sets, each with its default (the builder config's for the sampling parameters).
+    for key in ("pretty_name (\"Chess positions\")", "slurm (null)", f"elo_tiers ({json.dumps(ChessposPositionsConfig.elo_tiers)})",
+                f"min_base_time ({ChessposPositionsConfig.min_base_time})", f"ply_keep ({ChessposPositionsConfig.ply_keep})",
+                "ply_full (", "min_ply (null)", "max_ply (null)"):
+        assert key in text, key
 
 
 def test_embedded_default_dry_run(tmp_path: Path) -> None:
