@@ -165,16 +165,21 @@ def check_write_access(user: dict, repo_id: str) -> None:
     """Refuse, before any work, a token that the Hub would refuse only at the first commit.
 
     ``user`` is the token's ``whoami`` answer. A token whose role is ``read``
-    cannot write anywhere; a token can write only under its user's name and
-    its organizations. A server whose answer does not list the organizations
-    is not second-guessed.
+    cannot write anywhere; a fine-grained one only where one of its scoped
+    entries grants ``repo.write``: the repo's user or organization, or the
+    dataset repo itself. And a token can write only under its user's name and
+    its organizations. A server whose answer does not list the organizations,
+    or a fine-grained token's scopes, is not second-guessed.
 
     Raises:
         PublishError: naming the repo, the user and what to do.
     """
     name = str(user["name"])
-    if ((user.get("auth") or {}).get("accessToken") or {}).get("role") == "read":
+    access = (user.get("auth") or {}).get("accessToken") or {}
+    if access.get("role") == "read":
         raise PublishError(f"the Hugging Face token of {name!r} is read-only; publishing to {repo_id} needs a write token: {LOGIN_HELP}")
+    if access.get("role") == "fineGrained":
+        _check_fine_grained(access.get("fineGrained"), name, repo_id)
     orgs = user.get("orgs")
     namespace = repo_id.split("/", 1)[0]
     if namespace.casefold() == name.casefold() or not isinstance(orgs, list):  # the Hub ignores case in repo ids
@@ -188,6 +193,26 @@ def check_write_access(user: dict, repo_id: str) -> None:
             f"of its organizations ({', '.join(sorted(members_of)) or 'none'}). Publish under {name}/..., or use "
             "a token of an account that may write there."
         )
+
+
+def _check_fine_grained(grants: object, name: str, repo_id: str) -> None:
+    """Refuse a fine-grained token (whoami's ``fineGrained`` entry) none of whose scopes may write to ``repo_id``."""
+    scoped = grants.get("scoped") if isinstance(grants, dict) else None
+    if not isinstance(scoped, list):
+        return
+    writes = [entry["entity"] for entry in scoped if isinstance(entry, dict) and isinstance(entry.get("entity"), dict)
+              and "repo.write" in (entry.get("permissions") or [])]
+    namespace = repo_id.split("/", 1)[0].casefold()
+    targets = {("user", namespace), ("org", namespace), ("dataset", repo_id.casefold())}
+    if "repo.write" in (grants.get("global") or []) or any(
+            (str(entity.get("type")), str(entity.get("name")).casefold()) in targets for entity in writes):
+        return
+    where = ", ".join(f"{entity.get('type')} {entity.get('name')}" for entity in writes) or "nowhere"
+    raise PublishError(
+        f"the fine-grained Hugging Face token of {name!r} cannot write to {repo_id}: none of its scopes grants "
+        f"repo.write on {repo_id.split('/', 1)[0]!r} or on the dataset {repo_id} (it may write to: {where}). Give it "
+        f"write access there in its settings on the Hub, or use another token: {LOGIN_HELP}"
+    )
 
 
 @dataclass

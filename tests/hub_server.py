@@ -216,6 +216,7 @@ class Request:
     headers: email.message.Message
     body: bytes
     user: str | None
+    token: str | None = None
 
     def param(self, name: str, default: str = "") -> str:
         values = self.query.get(name)
@@ -267,7 +268,9 @@ def _folder_digest(files: Mapping[str, Blob], folder: str) -> str | None:
 
 class HubServer:
     """In-memory Hub. ``tokens`` maps bearer tokens to user names; ``orgs`` maps a user name to the
-    organisation namespaces that user may also write to."""
+    organisation namespaces that user may also write to; ``fine_grained`` maps a token to the ``scoped`` entries
+    of a fine-grained token (``{"entity": {"type": "user"|"org"|"dataset"|..., "name": ...}, "permissions": [...]}``,
+    as the Hub's whoami answers them): such a token writes only where an entry grants ``repo.write``."""
 
     #: Regular files at least this big must go through LFS, as on the Hub (10 MiB).
     lfs_threshold: int = 10 * 1024 * 1024
@@ -278,9 +281,11 @@ class HubServer:
     #: nothing; 404 or 405 model a server without the endpoint, 200 one that passes what a commit then refuses.
     validate_yaml_status: int | None = None
 
-    def __init__(self, tokens: dict[str, str], *, orgs: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(self, tokens: dict[str, str], *, orgs: Mapping[str, Iterable[str]] | None = None,
+                 fine_grained: Mapping[str, list[dict[str, Any]]] | None = None) -> None:
         self.tokens = dict(tokens)
         self.orgs = {user: set(names) for user, names in (orgs or {}).items()}
+        self.fine_grained = dict(fine_grained or {})
         self.url = ""
         self.request_log: list[LoggedRequest] = []
         self._repos: dict[tuple[str, str], Repo] = {}
@@ -454,8 +459,18 @@ class HubServer:
         return handler(req, repo_type, repo_id, rev, "/".join(path).strip("/"))
 
     # ----------------------------------------------------------------------------- access & refs
-    def _can_write(self, user: str | None, namespace: str) -> bool:
+    def _member(self, user: str | None, namespace: str) -> bool:
         return user is not None and (user == namespace or namespace in self.orgs.get(user, ()))
+
+    def _can_write(self, req: Request, namespace: str, repo: tuple[str, str] | None = None) -> bool:
+        """Whether the request's token may write under ``namespace`` (to ``repo``, (type, id), if given)."""
+        if not self._member(req.user, namespace):
+            return False
+        scoped = self.fine_grained.get(req.token or "")
+        if scoped is None:
+            return True
+        granted = {(s["entity"]["type"], s["entity"]["name"]) for s in scoped if "repo.write" in s["permissions"]}
+        return bool(granted & {("user", namespace), ("org", namespace), *([repo] if repo else [])})
 
     def _get_repo(self, req: Request, repo_type: str, repo_id: str, write: bool = False) -> Repo:
         if write and req.user is None:
@@ -463,9 +478,9 @@ class HubServer:
             # wants https://, so say it with X-Error-Code to get the same exception over plain http.
             raise HubError(401, "You must be authenticated to write to a repository", "RepoNotFound")
         repo = self._repos.get((repo_type, repo_id))
-        if repo is None or (repo.private and not self._can_write(req.user, repo.namespace)):
+        if repo is None or (repo.private and not self._member(req.user, repo.namespace)):
             raise _repo_not_found()
-        if write and not self._can_write(req.user, repo.namespace):
+        if write and not self._can_write(req, repo.namespace, (repo_type, repo_id)):
             raise HubError(403, f"You don't have the rights to write to {repo_type} {repo_id}")
         return repo
 
@@ -505,7 +520,9 @@ class HubServer:
         if req.user is None:
             raise HubError(401, INVALID_CREDENTIALS)
         orgs = [{"type": "org", "name": name, "fullname": name} for name in sorted(self.orgs.get(req.user, ()))]
-        token = {"displayName": "test token", "role": "write", "createdAt": _iso(_now())}
+        token: dict[str, Any] = {"displayName": "test token", "role": "write", "createdAt": _iso(_now())}
+        if (scoped := self.fine_grained.get(req.token or "")) is not None:
+            token.update(role="fineGrained", fineGrained={"global": [], "scoped": scoped, "canReadGatedRepos": False})
         return _json({"type": "user", "id": hashlib.sha1(req.user.encode()).hexdigest()[:24], "name": req.user,
                       "fullname": req.user, "isPro": False, "orgs": orgs,
                       "auth": {"type": "access_token", "accessToken": token}})
@@ -521,7 +538,7 @@ class HubServer:
         namespace, name = body.get("organization") or req.user, body.get("name") or ""
         if repo_type not in URL_PREFIXES or not re.fullmatch(r"[\w.-]{1,96}", name) or name.endswith(".git"):
             raise HubError(400, f"Invalid repo name or type: {name!r} ({repo_type!r})")
-        if not self._can_write(req.user, namespace):
+        if not self._can_write(req, namespace):
             raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace {namespace!r}")
         repo_id = f"{namespace}/{name}"
         url = self._repo_url(repo_type, repo_id)
@@ -891,12 +908,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _user(self, hub: HubServer) -> str | None:
+    def _credential(self) -> str | None:
+        """The token the request carries, if any."""
         auth = self.headers.get("Authorization", "")
         scheme, _, credential = auth.partition(" ")
         if scheme.lower() == "basic":  # git clients send the token as the Basic password
             credential = base64.b64decode(credential).decode(errors="replace").partition(":")[2]
-        return hub.tokens.get(credential.strip()) if auth else None
+        return credential.strip() if auth else None
 
     def _serve(self) -> None:
         hub: HubServer = self.server.hub  # type: ignore[attr-defined]
@@ -905,7 +923,8 @@ class _Handler(BaseHTTPRequestHandler):
             req = Request(self.command, self.path, [unquote(s) for s in split.path.split("/")[1:]],
                           parse_qs(split.query, keep_blank_values=True), self.headers, self._read_body(),
                           None)
-            req.user = self._user(hub)
+            req.token = self._credential()
+            req.user = hub.tokens.get(req.token) if req.token else None
             resp = hub._lose_answer(req, hub.handle(req))
         except HubError as err:
             headers = {"X-Error-Message": err.message}

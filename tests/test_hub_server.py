@@ -340,3 +340,27 @@ def test_a_card_license_the_hub_does_not_know_is_refused_at_validation_and_at_co
         api.upload_file(path_or_fileobj=str(bad).encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset")
     api.upload_file(path_or_fileobj=str(good).encode(), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset")
     assert "README.md" in api.list_repo_files(repo_id, repo_type="dataset")
+
+
+def test_a_fine_grained_token_writes_only_where_its_scopes_say(
+    api: HfApi, hub: HubServer, repo_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "hf_fine_grained"
+    scoped = [{"entity": {"type": "dataset", "name": repo_id}, "permissions": ["repo.content.read", "repo.write"]},
+              {"entity": {"type": "user", "name": "user"}, "permissions": ["repo.content.read"]}]
+    monkeypatch.setitem(hub.tokens, token, "user")
+    monkeypatch.setitem(hub.fine_grained, token, scoped)
+    fine = HfApi(endpoint=hub.url, token=token)
+    access = fine.whoami()["auth"]["accessToken"]
+    assert access["role"] == "fineGrained" and access["fineGrained"]["scoped"] == scoped
+    fine.upload_file(path_or_fileobj=b"x", path_in_repo="a.txt", repo_id=repo_id, repo_type="dataset")
+    other = f"user/ds-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(HfHubHTTPError) as refused:
+        fine.create_repo(other, repo_type="dataset")
+    assert refused.value.response.status_code == 403
+    api.create_repo(other, repo_type="dataset")
+    with pytest.raises(HfHubHTTPError) as refused:
+        fine.upload_file(path_or_fileobj=b"x", path_in_repo="a.txt", repo_id=other, repo_type="dataset")
+    assert refused.value.response.status_code == 403
+    monkeypatch.setitem(hub.fine_grained, token, [{"entity": {"type": "user", "name": "user"}, "permissions": ["repo.write"]}])
+    fine.upload_file(path_or_fileobj=b"x", path_in_repo="a.txt", repo_id=other, repo_type="dataset")

@@ -563,6 +563,54 @@ def test_write_access_follows_the_whoami_answer() -> None:
             hub_client.check_write_access(user, repo)
 
 
+def fine_grained(*scoped: tuple[str, str, str]) -> dict:
+    """A whoami answer of a fine-grained token of "user" (a member of "team"), with (entity type, name, permission) scopes."""
+    entries = [{"entity": {"type": kind, "name": name}, "permissions": ["repo.content.read", permission]}
+               for kind, name, permission in scoped]
+    return {"name": "user", "orgs": [{"name": "team"}],
+            "auth": {"accessToken": {"role": "fineGrained", "fineGrained": {"global": [], "scoped": entries}}}}
+
+
+def test_a_fine_grained_token_may_write_only_where_a_scope_grants_repo_write() -> None:
+    for scopes, repo in [
+        ([("user", "user", "repo.write")], "user/data"),
+        ([("org", "team", "repo.write")], "Team/data"),
+        ([("dataset", "team/data", "repo.write")], "team/data"),
+        ([("model", "user/m", "repo.write"), ("user", "user", "repo.write")], "user/data"),
+    ]:
+        hub_client.check_write_access(fine_grained(*scopes), repo)
+    hub_client.check_write_access({**fine_grained(), "auth": {"accessToken": {"role": "fineGrained"}}}, "user/data")
+    for scopes, repo, where in [
+        ([], "user/data", "nowhere"),
+        ([("user", "user", "repo.content.read")], "user/data", "nowhere"),
+        ([("user", "user", "repo.write")], "team/data", "user user"),
+        ([("dataset", "user/other", "repo.write"), ("model", "user/data", "repo.write")], "user/data",
+         "dataset user/other, model user/data"),
+    ]:
+        with pytest.raises(hub_client.PublishError, match=re.escape(f"cannot write to {repo}: none of its scopes")) as refused:
+            hub_client.check_write_access(fine_grained(*scopes), repo)
+        assert f"(it may write to: {where})" in str(refused.value)
+
+
+def test_a_fine_grained_token_that_cannot_write_to_the_repo_is_refused_before_any_work(
+    hub: Hub, games: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, out = "hf_fine_grained_publisher", tmp_path / "out"
+    monkeypatch.setitem(hub.server.tokens, token, "user")
+    monkeypatch.setitem(hub.server.fine_grained, token, [
+        {"entity": {"type": "dataset", "name": "user/another"}, "permissions": ["repo.content.read", "repo.write"]}])
+    seen = len(hub.server.request_log)
+    result = publish(hub, "--repo", "user/fine-grained", "--output-dir", str(out), *common_args(games, batches=1),
+                     token=token, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot write to user/fine-grained: none of its scopes grants repo.write" in result.stderr
+    assert not out.exists()  # refused before the build
+    assert all(r.method == "GET" for r in hub.server.request_log[seen:]), hub.server.request_log[seen:]
+    # A scope over the user's repos lets it publish.
+    monkeypatch.setitem(hub.server.fine_grained, token, [{"entity": {"type": "user", "name": "user"}, "permissions": ["repo.write"]}])
+    publish(hub, "--repo", "user/fine-grained", *common_args(games, batches=1), token=token)
+
+
 def test_a_split_without_examples_is_not_declared_so_the_release_loads(games: Path, tmp_path: Path) -> None:
     # 10 positions a batch at 0.96: round(9.6) = 10 train rows and no test row in any batch.
     out = tmp_path / "out"
