@@ -182,8 +182,8 @@ def token_sequence_to_board(tokens: np.ndarray) -> chess.Board:
     Raises:
         ValueError: if ``tokens`` is not an integer array of shape ``(69,)``,
             holds a token that is not valid at its index (including the
-            reserved mask token), or holds a castling right whose king or
-            rook is not on its square (no board encodes so).
+            reserved mask token), or holds a castling right whose rook is not
+            on its corner (no board encodes so).
     """
     array = np.asarray(tokens)
     if array.shape != (SEQUENCE_LENGTH,):
@@ -218,11 +218,16 @@ def token_sequence_to_board(tokens: np.ndarray) -> chess.Board:
 
 
 def _check_castling(board: chess.Board) -> None:
-    """Refuse castling rights the encoders never write: a right whose king or rook has left its square."""
-    unclean = board.castling_rights & ~board.clean_castling_rights()
-    if unclean:
-        corners = ", ".join(chess.SQUARE_NAMES[square] for square in chess.scan_forward(unclean))
-        raise ValueError(f"a castling right is marked on {corners}, but that king or rook is not on its square")
+    """Refuse castling rights the encoders never write: a right on a corner its own rook has left.
+
+    Only the rook is checked: a Chess960 board's rights sit on the corners
+    with the king elsewhere, and the encoders write them too.
+    """
+    moved = [square for square in chess.scan_forward(board.castling_rights)
+             if board.piece_at(square) != chess.Piece(chess.ROOK, square < 32)]
+    if moved:
+        corners = ", ".join(chess.SQUARE_NAMES[square] for square in moved)
+        raise ValueError(f"a castling right is marked on {corners}, but its rook is not there")
 
 
 def tokens_to_fen(tokens: np.ndarray) -> str:
@@ -358,8 +363,8 @@ def bitboard_to_board(bitboard: np.ndarray) -> chess.Board:
 
     Raises:
         ValueError: if ``bitboard`` is not ``bool`` ``(773,)``, puts two
-            pieces on a square, or holds a castling right whose king or rook
-            is not on its square.
+            pieces on a square, or holds a castling right whose rook is not
+            on its corner.
     """
     array = _bool_array(bitboard, (BITBOARD_LENGTH,), "bitboard")
     pieces = array[:BITBOARD_TURN_INDEX].reshape(len(PLANE_PIECES), 64)
@@ -376,8 +381,8 @@ def tensor_to_board(tensor: np.ndarray) -> chess.Board:
         ValueError: if ``tensor`` is not ``bool`` ``(8, 8, 15)``, puts two
             pieces on a square, marks more than one en passant square or one
             where no en passant capture is legal, marks castling off the rook
-            corners or for a king or rook not on its square, or marks the side
-            to move off ``[0][0]``.
+            corners or on a corner without its rook, or marks the side to move
+            off ``[0][0]``.
     """
     cells = _bool_array(tensor, TENSOR_SHAPE, "tensor").reshape(64, TENSOR_SHAPE[2])
     castling = cells[:, TENSOR_CASTLING_PLANE]

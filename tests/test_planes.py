@@ -267,6 +267,11 @@ def test_decoders_reject_what_no_encoder_writes() -> None:
         bad[(0, 7, 12) if decode is tensor_to_board else 769] = True
         with pytest.raises(ValueError, match="castling right is marked on h1"):
             decode(bad)
+    # What the encoders write decodes, Chess960 starts too (their kings stand off e1 and e8).
+    for number in range(0, 960, 7):
+        board = chess.Board.from_chess960_pos(number)
+        for encode, decode in ((board_to_tensor, tensor_to_board), (board_to_bitboard, bitboard_to_board)):
+            assert decode(encode(board)).board_fen() == board.board_fen()
 
 
 LOAD_WINDOWS = """
