@@ -60,16 +60,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def public_url(url: str) -> str:
-    """``url`` as a public card may show it: without user name and password, query or fragment.
-
-    Those carry credentials (``https://user:secret@host/...``, a presigned
-    URL's signature); the file's sha256 still identifies its content.
-    """
-    return _URL_SECRETS.sub("://", url).split("?", 1)[0].split("#", 1)[0]
+    """``url`` as a public card may show it: without its user name and password (``https://user:secret@host/...``)."""
+    return _URL_SECRETS.sub("://", url)
 
 
-#: The user-info part of a URL (``user:password@``), in any link of an fsspec chain.
-_URL_SECRETS = re.compile(r"://[^/?#@]*@")
+#: The user-info part of a URL (``user:password@``), in any link of an fsspec chain: up to the
+#: authority's last "@", as urllib reads it, so a password holding an "@" goes whole.
+_URL_SECRETS = re.compile(r"://[^/?#]*@")
 
 
 def source_names(urls: list[str]) -> list[str]:
@@ -81,7 +78,7 @@ def source_names(urls: list[str]) -> list[str]:
     files share a name; never the folders above (a home folder, a user name).
     """
     sample = os.path.normpath(EMBEDDED_SAMPLE)
-    local = [Path(os.path.abspath(url)).parts for url in urls if "://" not in url and url != sample]
+    local = [_parts(url) for url in urls if "://" not in url and url != sample]
     names = []
     for url in urls:
         if url == sample:
@@ -89,12 +86,17 @@ def source_names(urls: list[str]) -> list[str]:
         elif "://" in url:
             names.append(public_url(url))
         else:
-            parts = Path(os.path.abspath(url)).parts
+            parts = _parts(url)
             size = 1
             while size < len(parts) and sum(other[-size:] == parts[-size:] for other in local) > 1:
                 size += 1
             names.append("/".join(parts[-size:]))
     return names
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    """The folders and name of a local path, from its root, without the root itself."""
+    return Path(os.path.abspath(path)).parts[1:]
 
 
 def display_input(path: str) -> str:
@@ -212,7 +214,7 @@ class Publisher:
         """Before any work: a config new to the release must hold the same positions as the configs beside it."""
         present = self._release_batches(root)
         held = present.keys() - {self.config.name}
-        # Only a config that joins the repo: one already there is held to its own shards, byte for byte,
+        # Only a config that joins the repo: one already there is held to its own shards (same bytes or rows),
         # and may sit beside configs of releases from before the options were recorded.
         if held and not present.get(self.config.name):
             previous = self._previous_card(root, self.state.head)

@@ -26,7 +26,7 @@ from huggingface_hub import DatasetCard, HfApi
 
 from builder import hub as hub_client
 from builder.card import Release, card_data
-from builder.publish import main as publish_main, public_url
+from builder.publish import main as publish_main, public_url, source_names
 from builder.push import check_release
 from builder.shards import Shard, file_sha256, same_rows
 from chesspos_positions import ChessposPositions
@@ -304,9 +304,12 @@ def test_the_card_names_sources_without_the_machines_folders_or_credentials(game
     assert [line.split(" | ")[0].strip("| `") for line in sources.splitlines() if line.startswith("| `")] == [
         "data/games.pgn", "other.pgn", "x/games.pgn"]  # the order they are read in
     assert str(tmp_path) not in text and "alice" not in text and "bob" not in text
-    assert public_url("https://alice:s3cret@host:8000/d/g.pgn.zst?X-Amz-Signature=abc#frag") == "https://host:8000/d/g.pgn.zst"
+    assert public_url("https://alice:s3cret@host:8000/d/g.pgn.zst") == "https://host:8000/d/g.pgn.zst"
+    assert public_url("sftp://user:p@ss@host/a.pgn") == "sftp://host/a.pgn"
     assert public_url("simplecache::https://u:p@host/g.pgn") == "simplecache::https://host/g.pgn"
     assert public_url("hf://datasets/user/games@v1/g.pgn") == "hf://datasets/user/games@v1/g.pgn"
+    assert source_names(["/x/games.pgn", "/y/x/games.pgn", "https://host/dl?f=a.pgn", "https://host/dl?f=b.pgn"]) == [
+        "x/games.pgn", "y/x/games.pgn", "https://host/dl?f=a.pgn", "https://host/dl?f=b.pgn"]
 
 
 def test_options_precedence_and_errors(tmp_path: Path, games: Path, capsys: pytest.CaptureFixture[str]) -> None:
