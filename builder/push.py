@@ -13,6 +13,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
 from huggingface_hub import HfApi
 from huggingface_hub.errors import BadRequestError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
@@ -101,10 +102,14 @@ def push_batch(api: HfApi, repo: str, state: RepoState, index: int, pair: list[S
 
 
 def _same_rows_as_held(api: HfApi, repo: str, state: RepoState, shard: Shard) -> bool:
-    """Whether the repo's file at the shard's path holds the shard's features and rows."""
+    """Whether the repo's file at the shard's path holds the shard's features and rows (False if it is no Parquet file)."""
     # Not into the Hub cache: a release's shards would stay there, gigabytes of them.
     with tempfile.TemporaryDirectory() as scratch:
-        return same_rows(shard.local_path, Path(hub.download(api, repo, shard.path_in_repo, state.head, Path(scratch))))
+        held = Path(hub.download(api, repo, shard.path_in_repo, state.head, Path(scratch)))
+        try:
+            return same_rows(shard.local_path, held)
+        except (pa.ArrowException, OSError):  # not Parquet, or damaged: other content
+            return False
 
 
 def push_card(api: HfApi, repo: str, state: RepoState, card_path: Path, tag: str, head: str | None) -> str | None:

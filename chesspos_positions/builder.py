@@ -40,10 +40,10 @@ _SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling) if f.name != "keep_all
 
 
 #: The most batches a release may have: each is a Write task (a Slurm array task, a
-#: datatrove rank with its own log) and a shard pair, and asking for 10^11 used up
-#: every byte of memory listing their ranks. 100,000 batches of the default size
-#: hold 10^10 positions.
-MAX_BATCHES: Final = 100_000
+#: datatrove rank with its own log), a shard pair and two lines of the card's YAML
+#: (about 630 kB per config at this bound), and asking for 10^11 used up every byte
+#: of memory listing their ranks. 10,000 batches of the default size hold 10^9 positions.
+MAX_BATCHES: Final = 10_000
 
 
 @dataclass

@@ -454,6 +454,11 @@ def test_a_release_an_earlier_writer_made_takes_another_batch(hub: Hub, games: P
     loaded, _ = load(hub, repo, tmp_path, revision="v2")
     expected = expected_rows(games, 2)
     assert (loaded["train"][:, 0] == expected["train"]).all() and (loaded["test"][:, 0] == expected["test"]).all()
+    # A file at a shard's path that is no Parquet at all is other content too: one error line, no traceback.
+    api.upload_file(path_or_fileobj=b"not parquet", path_in_repo="train/batch_002.parquet", repo_id=repo, repo_type="dataset")
+    refused = publish(hub, "--repo", repo, *common_args(games, batches=2), check=False)
+    assert refused.returncode == 2 and "train/batch_002.parquet, test/batch_002.parquet with other content" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_partial_release_says_so_and_reused_output_dir_holds_only_it(games: Path, tmp_path: Path) -> None:
@@ -473,7 +478,7 @@ def test_batches_the_input_cannot_fill_start_no_tasks(games: Path, tmp_path: Pat
     assert "1 of 500 batches were made" in capsys.readouterr().out
     assert [p.name for p in (work / "logs" / "write" / "logs").iterdir()] == ["task_00000.log"]
     assert publish_main(["--dry-run", "--output-dir", str(tmp_path / "huge"), "--batches", "99999999999"]) == 2
-    assert "batches must be in [1, 100,000]" in capsys.readouterr().err
+    assert "batches must be in [1, 10,000]" in capsys.readouterr().err
     assert not (tmp_path / "huge").exists()
 
 
