@@ -259,7 +259,8 @@ class Publisher:
             for index in range(0, len(shards), len(SPLITS)):
                 pair = shards[index:index + len(SPLITS)]
                 with self.stages.time("upload"):
-                    new_head = push.push_batch(self.api, options.repo, self.state, index // len(SPLITS) + 1, pair, head)
+                    new_head, shards[index:index + len(SPLITS)] = push.push_batch(
+                        self.api, options.repo, self.state, index // len(SPLITS) + 1, pair, head)
                 uploaded += new_head != head
                 head = new_head
 

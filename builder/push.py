@@ -10,7 +10,9 @@ file twice or overwrites other content.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +25,7 @@ from chesspos_positions.configs import CONFIG_OF_FOLDER
 
 from . import hub
 from .hub import PublishError, RepoState
-from .shards import Shard, same_rows, shard_path
+from .shards import Shard, file_sha256, same_rows, shard_path
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +74,16 @@ def check_release(state: RepoState, repo: str, config: ChessposPositionsConfig, 
     return tag
 
 
-def push_batch(api: HfApi, repo: str, state: RepoState, index: int, pair: list[Shard], head: str | None) -> str | None:
-    """Commit one batch's shards unless the repo already holds them; return the new head.
+def push_batch(
+    api: HfApi, repo: str, state: RepoState, index: int, pair: list[Shard], head: str | None
+) -> tuple[str | None, list[Shard]]:
+    """Commit one batch's shards unless the repo already holds them; return the new head and the batch's shards.
 
     The repo holds a batch when it has both shards byte for byte, or with the
     same rows: an earlier version of the writer wrote other bytes for the same
     rows, and a release it made must still take a rerun or another batch.
+    Then the repo's files replace the local ones, so the output folder and
+    the card's sizes are those of the release as published.
 
     Raises:
         PublishError: the repo holds one of these paths with other content.
@@ -85,12 +91,12 @@ def push_batch(api: HfApi, repo: str, state: RepoState, index: int, pair: list[S
     remote = {s.path_in_repo: state.files.get(s.path_in_repo) for s in pair}
     if all(remote[s.path_in_repo] == s.sha256 for s in pair):
         logger.info("batch %d is already on %s; not uploading it again", index, repo)
-        return head
+        return head, pair
     held = [s for s in pair if remote[s.path_in_repo] is not None]
     if held:
-        if len(held) == len(pair) and all(_same_rows_as_held(api, repo, state, s) for s in held):
+        if len(held) == len(pair) and all(_take_if_same_rows(api, repo, state, s) for s in held):
             logger.info("batch %d is already on %s, with the same rows in other bytes; not uploading it again", index, repo)
-            return head
+            return head, [replace(s, size=s.local_path.stat().st_size, sha256=file_sha256(s.local_path)) for s in pair]
         raise PublishError(
             f"{repo} holds {', '.join(s.path_in_repo for s in held)} with other content than "
             "these options and seed produce: it was published with other settings. Nothing was overwritten; "
@@ -98,18 +104,25 @@ def push_batch(api: HfApi, repo: str, state: RepoState, index: int, pair: list[S
         )
     rows = {s.split: s.num_examples for s in pair}
     message = f"Add batch {index:03d} ({rows['train']} train, {rows['test']} test rows)"
-    return hub.commit(api, repo, [(s.path_in_repo, s.local_path) for s in pair], message, head)
+    return hub.commit(api, repo, [(s.path_in_repo, s.local_path) for s in pair], message, head), pair
 
 
-def _same_rows_as_held(api: HfApi, repo: str, state: RepoState, shard: Shard) -> bool:
-    """Whether the repo's file at the shard's path holds the shard's features and rows (False if it is no Parquet file)."""
+def _take_if_same_rows(api: HfApi, repo: str, state: RepoState, shard: Shard) -> bool:
+    """If the repo's file at the shard's path holds the shard's features and rows, put it in the shard's place.
+
+    False if it holds other rows, or is no Parquet file at all.
+    """
     # Not into the Hub cache: a release's shards would stay there, gigabytes of them.
     with tempfile.TemporaryDirectory() as scratch:
         held = Path(hub.download(api, repo, shard.path_in_repo, state.head, Path(scratch)))
         try:
-            return same_rows(shard.local_path, held)
+            same = same_rows(shard.local_path, held)
         except (pa.ArrowException, OSError):  # not Parquet, or damaged: other content
             return False
+        if same:
+            shard.local_path.unlink()  # a hard link to the work folder's shard: not written through
+            shutil.copyfile(held, shard.local_path)
+        return same
 
 
 def push_card(api: HfApi, repo: str, state: RepoState, card_path: Path, tag: str, head: str | None) -> str | None:

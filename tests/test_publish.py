@@ -451,6 +451,10 @@ def test_a_release_an_earlier_writer_made_takes_another_batch(hub: Hub, games: P
     assert [c.title for c in hub.server.commits(repo)][:2] == ["Update dataset card for v2", "Add batch 002 (285 train, 15 test rows)"]
     now = {f.path: f.lfs.sha256 for f in api.list_repo_tree(repo, repo_type="dataset", recursive=True) if f.path.endswith(".parquet")}
     assert {path: now[path] for path in earlier} == earlier
+    # The card's sizes are the repo's files', the earlier writer's batch included.
+    sizes = {f.path: f.size for f in api.list_repo_tree(repo, repo_type="dataset", recursive=True) if f.path.endswith(".parquet")}
+    card = DatasetCard.load(repo, repo_type="dataset", token=TOKEN)
+    assert card.data.to_dict()["dataset_info"]["download_size"] == sum(sizes.values())
     loaded, _ = load(hub, repo, tmp_path, revision="v2")
     expected = expected_rows(games, 2)
     assert (loaded["train"][:, 0] == expected["train"]).all() and (loaded["test"][:, 0] == expected["test"]).all()
