@@ -11,7 +11,6 @@ depends on the time or the machine, so the same inputs give the same card.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -37,7 +36,7 @@ from chesspos_positions.configs import CONFIG_NAMES, CONFIGS, Config
 from chesspos_positions.games import SKIP_REASONS, Summary
 from chesspos_positions.generation import SPLITS
 
-from .shards import ROW_GROUP_ROWS, Shard
+from .shards import ROW_GROUP_ROWS, Shard, parse_shard_path
 
 
 @dataclass(frozen=True)
@@ -120,8 +119,7 @@ def _split_files(release: Release, name: str, split: str) -> list[str]:
     """
     if name == release.config.name:
         return sorted(s.path_in_repo for s in release.shards if s.split == split)
-    shard = re.compile(rf"^{re.escape(CONFIGS[name].folder + split)}/batch_\d+\.parquet$")
-    return sorted(path for path in release.held_files if shard.match(path))
+    return sorted(path for path in release.held_files if (shard := parse_shard_path(path)) and shard[:2] == (CONFIGS[name].folder, split))
 
 
 def card_data(release: Release) -> DatasetCardData:

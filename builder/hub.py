@@ -27,7 +27,7 @@ from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 
-from .shards import file_sha256
+from .shards import file_sha256, parse_shard_path
 
 try:  # the HTTP client huggingface_hub is built on
     from httpx2 import TransportError
@@ -42,7 +42,6 @@ T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 ATTEMPTS, BASE_DELAY, MAX_DELAY = 6, 1.0, 8.0
 LOGIN_HELP = "set HF_TOKEN, pass --token, or run `hf auth login`"
-_BATCH_SHARD = re.compile(r"^(?:(\w+)/)?train/batch_(\d+)\.parquet$")
 _VERSION_TAG = re.compile(r"^v(\d+)$")
 
 
@@ -250,20 +249,16 @@ class RepoState:
     @property
     def name_widths(self) -> set[int]:
         """The digit counts of the batch numbers in the config's shard names."""
-        return {len(m.group(2)) for p in self.files if (m := _BATCH_SHARD.match(p)) and _folder(m) == self.folder}
-
-
-def _folder(match: re.Match[str]) -> str:
-    return f"{match.group(1)}/" if match.group(1) else ""
+        return {len(shard[2]) for p in self.files if (shard := parse_shard_path(p)) and shard[:2] == (self.folder, "train")}
 
 
 def count_batches(paths: object) -> Counter[str]:
     """Config folder ("" for default) -> its batches in a file listing: its highest ``train/batch_NNN``."""
     counts: Counter[str] = Counter()
     for path in paths:
-        if match := _BATCH_SHARD.match(str(path)):
-            folder = _folder(match)
-            counts[folder] = max(counts[folder], int(match.group(2)))
+        if (shard := parse_shard_path(str(path))) and shard[1] == "train":
+            folder = shard[0]
+            counts[folder] = max(counts[folder], int(shard[2]))
     return counts
 
 

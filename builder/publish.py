@@ -69,6 +69,10 @@ def public_url(url: str) -> str:
 _URL_SECRETS = re.compile(r"://[^/?#]*@")
 
 
+#: How the card names the embedded sample: by its place in the package.
+_SAMPLE_NAME = "chesspos_positions/data/sample_games.pgn.zst (embedded self-play sample)"
+
+
 def source_names(urls: list[str]) -> list[str]:
     """How the card names each source file: nothing of the machine that built it.
 
@@ -82,7 +86,7 @@ def source_names(urls: list[str]) -> list[str]:
     names = []
     for url in urls:
         if url == sample:
-            names.append("chesspos_positions/data/sample_games.pgn.zst (embedded self-play sample)")
+            names.append(_SAMPLE_NAME)
         elif "://" in url:
             names.append(public_url(url))
         else:
@@ -104,7 +108,7 @@ def display_input(path: str) -> str:
     if "://" in path:
         return public_url(path)
     if os.path.normpath(path) == os.path.normpath(EMBEDDED_SAMPLE):
-        return source_names([os.path.normpath(path)])[0]
+        return _SAMPLE_NAME
     return os.path.basename(os.path.normpath(os.path.abspath(path)))
 
 

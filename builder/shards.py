@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -51,6 +52,18 @@ def shard_path(config: Config, split: str, index: int, batches: int) -> str:
     """
     width = max(3, len(str(batches)))
     return f"{config.folder}{split}/batch_{index:0{width}d}.parquet"
+
+
+#: A shard's path in a release, as :func:`shard_path` names it.
+_SHARD_PATH: Final = re.compile(r"^(?:(\w+)/)?(train|test)/batch_(\d+)\.parquet$")
+
+
+def parse_shard_path(path: str) -> tuple[str, str, str] | None:
+    """``(folder, split, batch digits)`` of a path :func:`shard_path` names (folder ``""`` or ``"NAME/"``), else None."""
+    if match := _SHARD_PATH.match(path):
+        folder, split, digits = match.groups()
+        return (f"{folder}/" if folder else "", split, digits)
+    return None
 
 
 @dataclass(frozen=True)
