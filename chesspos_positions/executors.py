@@ -30,6 +30,7 @@ import multiprocess
 from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.stats import PipelineStats
 from multiprocess.context import ForkServerProcess
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,8 @@ def run_stages(stages: list[Stage], settings: ExecutorSettings) -> None:
             _run_in_waves(stage, settings)
         else:
             _run_checked(stage, _executor(stage, settings), settings, range(stage.tasks))
+        if settings.kind == "local":
+            _merge_stats(stage, settings)
         if stage.check is not None:
             stage.check()
 
@@ -303,6 +306,20 @@ def _run_in_waves(stage: Stage, settings: ExecutorSettings) -> None:
                                          local_rank_offset=start, start_method=_start_method())
         _run_checked(stage, executor, settings, range(start, start + size))
         start, size = start + size, 2 * size
+
+
+def _merge_stats(stage: Stage, settings: ExecutorSettings) -> None:
+    """Write the stage's ``stats.json`` as the sum of every finished task's ``stats/NNNNN.json``.
+
+    datatrove's local executor merges the tasks of its own run only: for a
+    stage run in waves, the last wave's; for a rerun, the tasks it did not skip.
+    """
+    folder = logging_dir(settings, stage)
+    merged = PipelineStats()
+    for path in sorted((folder / "stats").glob("*.json")):
+        merged += PipelineStats.from_json(json.loads(path.read_text()))
+    with (folder / "stats.json").open("w") as file:
+        merged.save_to_disk(file)
 
 
 def logging_dir(settings: ExecutorSettings, stage: Stage | str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -217,8 +218,13 @@ def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Pat
     completions = sorted((work / "logs" / "encode" / "completions").iterdir())
     assert len(completions) == len(plan_work(sorted(str(p) for p in inputs.iterdir()), UNIT_BYTES))
     marks = {p: p.stat().st_mtime_ns for p in (work / "units").rglob("*.json")}
+    # The stage's merged stats count every task: one process runs them in waves of 2, 4, 8 ...
+    merged = json.loads((work / "logs" / "encode" / "stats.json").read_text())
+    assert merged[0]["stats"]["work items"]["total"] == len(completions) > 2
     publish(*OPTIONS, "--data-path", str(inputs), "--workdir", str(work), "--output-dir", str(tmp_path / "two"))
     assert {p: p.stat().st_mtime_ns for p in (work / "units").rglob("*.json")} == marks  # nothing encoded again
+    # ... also after a rerun that skipped them all.
+    assert json.loads((work / "logs" / "encode" / "stats.json").read_text()) == merged
     assert digests(tmp_path / "two") == digests(tmp_path / "one") == sequential[0]
     assert (tmp_path / "two" / "README.md").read_text() == (tmp_path / "one" / "README.md").read_text()
     refused = publish(*OPTIONS, "--seed", "4", "--data-path", str(inputs), "--workdir", str(work), check=False)
