@@ -372,12 +372,14 @@ def _slurm_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def _incomplete(stage: Stage, executor: PipelineExecutor, settings: ExecutorSettings, ranks: range,
                 error: Exception | None = None) -> StagesError:
-    ranks = executor.get_incomplete_ranks(ranks)
+    unfinished = executor.get_incomplete_ranks(ranks)
     folder = logging_dir(settings, stage)
-    shown = ", ".join(map(str, ranks[:10])) + (" ..." if len(ranks) > 10 else "")
+    shown = ", ".join(map(str, unfinished[:10])) + (" ..." if len(unfinished) > 10 else "")
     cause = f" ({type(error).__name__}: {error})" if error is not None else ""
+    # A local stage runs in waves: the ranks after this wave's were not started, not failed.
+    later = f"; the {stage.tasks - ranks.stop} tasks after them were not started" if ranks.stop < stage.tasks else ""
     return StagesError(
-        f"stage {stage.name!r}: {len(ranks)} of {stage.tasks} tasks did not finish (ranks {shown}){cause}. "
+        f"stage {stage.name!r}: {len(unfinished)} of the {len(ranks)} tasks run did not finish (ranks {shown}){later}{cause}. "
         f"Logs: {folder / 'logs'}/task_NNNNN.log. Rerun the same command with --workdir {settings.workdir} "
         "to resume: finished tasks are skipped."
     )

@@ -26,7 +26,10 @@ import zstandard
 from builder.shards import shard_path, write_shard
 from chesspos_positions import ChessposPositions, Summary, sources
 from chesspos_positions.configs import CONFIGS
-from chesspos_positions.executors import _death
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.base import PipelineStep
+
+from chesspos_positions.executors import ExecutorSettings, Stage, _death, _incomplete, logging_dir
 from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
@@ -298,6 +301,23 @@ def stalled_input(tmp_path: Path) -> Iterator[StalledInput]:
             yield StalledInput(f"{base}/z.pgn.zst", armed, began, release)
         finally:
             release.set()  # before the server stops: it waits for its handlers
+
+
+def test_a_failed_wave_tells_its_unfinished_tasks_from_those_not_started(tmp_path: Path) -> None:
+    class Idle(PipelineStep):
+        def run(self, data=None, rank: int = 0, world_size: int = 1):
+            return data
+
+    settings = ExecutorSettings("local", tmp_path)
+    stage = Stage("encode", Idle(), tasks=20)
+    wave = range(4, 8)
+    executor = LocalPipelineExecutor(pipeline=[Idle()], tasks=20, logging_dir=str(logging_dir(settings, stage)),
+                                     local_tasks=len(wave), local_rank_offset=wave.start)
+    for rank in (0, 1, 2, 3, 4, 6):
+        executor.mark_rank_as_completed(rank)
+    message = str(_incomplete(stage, executor, settings, wave))
+    assert "2 of the 4 tasks run did not finish (ranks 5, 7); the 12 tasks after them were not started" in message
+    assert "were not started" not in str(_incomplete(stage, executor, settings, range(20)))
 
 
 def test_a_dead_worker_is_told_from_a_pool_that_ends() -> None:
