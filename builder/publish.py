@@ -302,7 +302,9 @@ class Publisher:
                             config.name: position_parameters(options, inputs)},
             )
             card = build_card(release)
-            if pushing and uploaded == 0 and already and options.tag is None and same_metadata(previous, card.data):
+            if (pushing and uploaded == 0 and options.tag is None and same_metadata(previous, card.data)
+                    and any(same_metadata(self._card_at(tag), card.data) for tag in already)):
+                # Both: a card committed by a release stopped before its tag is on main only, and the rerun tags it.
                 print(f"\n{options.repo} is up to date: it holds these {batches_done} batches at tag {already[0]}.")
                 return 0
             # Else a release, though maybe of the card alone: a new --license or pretty_name, or counts that an
@@ -341,6 +343,13 @@ class Publisher:
         else:
             return None
         return DatasetCard.load(path).data
+
+    def _card_at(self, tag: str) -> DatasetCardData | None:
+        """The metadata of the card at ``tag`` of the repo."""
+        if "README.md" not in self.state.tag_files[tag]:
+            return None
+        with self.stages.time("hub"):
+            return DatasetCard.load(hub.download(self.api, self.options.repo, "README.md", tag)).data
 
     def _report(self, root: Path, shards: list[Shard], summary: Summary, partial: str | None) -> None:
         options = self.options
