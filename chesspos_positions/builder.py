@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from importlib.resources import files
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import datasets
 import pyarrow as pa
@@ -95,6 +95,14 @@ class ChessposPositionsConfig(datasets.BuilderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check()
+
+    def check(self) -> None:
+        """Turn list values (from YAML or JSON) into tuples, and check every value.
+
+        Raises:
+            ValueError: a value out of range or unknown (names the field).
+        """
         if isinstance(self.data_path, list):
             self.data_path = tuple(self.data_path)
         if isinstance(self.elo_tiers, list):
@@ -160,6 +168,12 @@ class ChessposPositions(datasets.ArrowBasedBuilder):
     _spill_dir: str | None = None
     #: Counts of the last generation pass in this process.
     summary: Summary | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # load_dataset(..., batches=0) and ChessposPositions(config_name=..., **values) set the values
+        # on a copy of a predefined config, which skips its __post_init__: checked here, before any work.
+        self.config.check()
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(

@@ -142,9 +142,14 @@ def test_partial_last_batch_is_reported(fen_games, caplog: pytest.LogCaptureFixt
         ({"name": "tensors"}, "unknown config name 'tensors'"),
     ],
 )
-def test_config_validates_itself(kwargs: dict, message: str) -> None:
+def test_config_validates_itself(kwargs: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=message):
         ChessposPositionsConfig(**{"name": "default", **kwargs})
+    if "name" not in kwargs:
+        # A predefined config's copy, as datasets makes it for ChessposPositions(config_name=..., **values)
+        # and load_dataset: the values are set on it, not passed to its constructor.
+        with pytest.raises(ValueError, match=message):
+            ChessposPositions(config_name="history", cache_dir=str(tmp_path), **kwargs)
 
 
 def test_missing_data_path_fails_before_work(tmp_path: Path) -> None:
