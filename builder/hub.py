@@ -3,11 +3,12 @@
 
 Everything goes through the real :class:`huggingface_hub.HfApi`. Transient
 failures (408, 429, 5xx, dropped connections) are retried with exponential
-backoff: by huggingface_hub's ``http_backoff`` for the listings and file
-transfers, which it retries itself; here for the few calls it does not
-retry; and for commits by re-reading the head first, so that a commit that
-landed but whose answer was lost is not sent twice nor taken for a
-conflict. Every other error stops the run with the server's message.
+backoff, or after the wait a 429's rate-limit headers ask for: by
+huggingface_hub's ``http_backoff`` for the listings and file transfers,
+which it retries itself; here for the few calls it does not retry; and for
+commits by re-reading the head first, so that a commit that landed but whose
+answer was lost is not sent twice nor taken for a conflict. Every other error
+stops the run with the server's message.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TypeVar
 from huggingface_hub import CommitOperationAdd, HfApi, RepoCard, constants, get_token
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils import parse_ratelimit_headers
 from huggingface_hub.utils.sha import git_hash  # the blob id the Hub lists for regular files
 
 from .shards import file_sha256, parse_shard_path
@@ -68,8 +70,19 @@ def _transient(error: Exception) -> bool:
     return isinstance(error, TransportError)
 
 
-def _backoff(attempt: int) -> float:
-    """Seconds before retry ``attempt`` (1-based): doubling, as ``http_backoff`` does."""
+def _backoff(attempt: int, error: Exception) -> float:
+    """Seconds before retry ``attempt`` (1-based), as ``http_backoff`` waits.
+
+    A 429 that says when its limit resets (the Hub's ``RateLimit`` header,
+    or ``Retry-After`` in seconds) is retried a second after that; any other
+    failure after a doubling delay.
+    """
+    if isinstance(error, HfHubHTTPError) and error.response is not None and status_of(error) == 429:
+        headers = error.response.headers
+        if (limit := parse_ratelimit_headers(headers)) is not None and limit.remaining == 0:
+            return limit.reset_in_seconds + 1.0
+        if (after := headers.get("Retry-After", "").strip()).isdigit():
+            return int(after) + 1.0
     return min(BASE_DELAY * 2 ** (attempt - 1), MAX_DELAY)
 
 
@@ -96,8 +109,9 @@ def with_retries(call: Callable[[], T], what: str, recheck: Callable[[], T | Non
                 if isinstance(error, TransportError):
                     raise HubUnreachable(f"cannot reach the Hub ({constants.ENDPOINT}) while {what}: {error}") from error
                 raise
-            logger.warning("%s failed (%s); retry %d/%d in %.0f s", what, _reason(error), attempt, ATTEMPTS - 1, _backoff(attempt))
-        time.sleep(_backoff(attempt))
+            delay = _backoff(attempt, error)
+            logger.warning("%s failed (%s); retry %d/%d in %.0f s", what, _reason(error), attempt, ATTEMPTS - 1, delay)
+        time.sleep(delay)
         if recheck is not None and (done := recheck()) is not None:
             return done
     raise AssertionError("unreachable")

@@ -294,6 +294,7 @@ class HubServer:
         self._fail_remaining = 0
         self._fail_status = 503
         self._fail_match: str | None = None
+        self._fail_headers: dict[str, str] = {}
         self._lose_remaining = 0
         self._lose_match = ""
         self._hold_remaining: int | None = None
@@ -337,12 +338,15 @@ class HubServer:
             repo = self._repos[(repo_type, repo_id)]
             return list(self._history(repo, repo.commits[repo.branches["main"]]))
 
-    def fail_next(self, n: int, status: int = 503, *, path_contains: str | None = None) -> None:
+    def fail_next(self, n: int, status: int = 503, *, path_contains: str | None = None,
+                  headers: dict[str, str] | None = None) -> None:
         """Make the next ``n`` mutating/upload requests (POST/PUT/DELETE other than the read-only
         ``paths-info`` and ``validate-yaml``) fail with ``status`` before any side effect.
-        ``path_contains`` restricts the injection to URLs containing that substring, e.g. "/commit/"."""
+        ``path_contains`` restricts the injection to URLs containing that substring, e.g. "/commit/";
+        ``headers`` go with the failures, e.g. the Hub's ``RateLimit`` and ``Retry-After`` on a 429."""
         with self._lock:
             self._fail_remaining, self._fail_status, self._fail_match = n, status, path_contains
+            self._fail_headers = dict(headers or {})
 
     def lose_next_answers(self, n: int, *, path_contains: str) -> None:
         """Apply the next ``n`` successful requests whose URL contains ``path_contains``, then answer 503
@@ -391,7 +395,7 @@ class HubServer:
         with self._lock:
             if self._should_fail(req):
                 return _json({"error": f"Injected failure ({self._fail_status}) from HubServer.fail_next"},
-                             self._fail_status)
+                             self._fail_status, self._fail_headers)
             # An unknown token is rejected everywhere (LFS PUTs are authorised by their signed URL instead).
             if req.headers.get("Authorization") and req.user is None and req.method != "PUT":
                 raise HubError(401, INVALID_CREDENTIALS)

@@ -252,6 +252,19 @@ def test_transient_failures_are_retried(hub: Hub, games: Path, monkeypatch: pyte
     assert len(hub.server.commits(repo)) == 3  # the repo's initial commit, the batch, the card
 
 
+def test_a_rate_limited_commit_waits_as_long_as_the_hub_asks(hub: Hub, games: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = "user/limited"
+    # The Hub's commit rate limit: RateLimit says when the window resets; Retry-After alone says the same.
+    hub.server.fail_next(1, status=429, path_contains=f"/{repo}/commit/", headers={"RateLimit": '"commits";r=0;t=40'})
+    waits: list[float] = []
+    monkeypatch.setattr(hub_client.time, "sleep", waits.append)
+    assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN]) == 0
+    hub.server.fail_next(1, status=429, path_contains=f"/{repo}/tag/", headers={"Retry-After": "17"})
+    assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN, "--license", "mit"]) == 0
+    assert waits == [41.0, 18.0]
+    assert [t.name for t in HfApi(endpoint=hub.url, token=TOKEN).list_repo_refs(repo, repo_type="dataset").tags] == ["v1", "v2"]
+
+
 def test_concurrent_writer_is_detected(hub: Hub, tmp_path: Path) -> None:
     api = HfApi(endpoint=hub.url, token=TOKEN)
     api.create_repo("user/race", repo_type="dataset")
