@@ -126,18 +126,21 @@ def _reason(error: Exception) -> str:
 def card_refusal(card: RepoCard) -> str | None:
     """Why the Hub would refuse ``card`` at its commit (its ``/api/validate-yaml`` answer), or None if it would not.
 
-    A server that does not serve the endpoint (404, 405) is not second-guessed: None.
-
     Raises:
+        PublishError: the server does not serve the endpoint (404, 405).
+            ``HfApi.create_commit`` posts every README to it before committing,
+            so no card, and no release, could be committed there.
         HfHubHTTPError: any other failure, after retries for the transient ones.
     """
     try:
         with_retries(lambda: card.validate(repo_type="dataset"), "validating the dataset card")
     except HfHubHTTPError as error:
         if status_of(error) in (404, 405):
-            logger.info("%s does not validate cards (HTTP %s): the card is checked at its commit", constants.ENDPOINT,
-                        status_of(error))
-            return None
+            raise PublishError(
+                f"{constants.ENDPOINT} does not serve /api/validate-yaml (HTTP {status_of(error)}), where huggingface_hub "
+                "checks every dataset card before committing it: no release can be committed there. Is HF_ENDPOINT "
+                "the Hub's address?"
+            ) from error
         raise
     except ValueError as error:  # RepoCard.validate's form of a 400: the answer's text
         return _errors_text(str(error))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from builder import hub as hub_client
@@ -550,12 +550,16 @@ def test_a_license_the_hub_refuses_stops_the_run_before_any_work(hub: Hub, games
 
 
 @pytest.mark.parametrize("status", [404, 405])
-def test_a_server_that_does_not_validate_cards_is_not_second_guessed(hub: Hub, status: int,
+def test_a_server_that_cannot_take_a_card_is_refused_before_any_work(hub: Hub, games: Path, status: int,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    card = DatasetCard("---\nlicense: gpl-3.0-or-later\n---\n")
-    assert hub_client.card_refusal(card) is not None
+    # HfApi.create_commit posts a README to /api/validate-yaml first: without it, no card could be committed.
     monkeypatch.setattr(hub.server, "validate_yaml_status", status)
-    assert hub_client.card_refusal(card) is None
+    repo = "user/no-validation"
+    result = publish(hub, "--repo", repo, *common_args(games), check=False)
+    assert_one_error_line(result, 2, f"does not serve /api/validate-yaml (HTTP {status})", "HF_ENDPOINT")
+    assert "games read" not in result.stdout
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=hub.url, token=TOKEN).repo_info(repo, repo_type="dataset")
 
 
 def test_a_card_the_hub_refuses_at_its_commit_is_one_line_and_resume_finishes(
