@@ -160,6 +160,8 @@ class _Cutter:
 
     def feed(self, number: int, line: str) -> RawGame | None:
         """Read line ``number``; return the game it ends, if any."""
+        # A byte-order mark inside a file: two exports joined by `cat`. python-chess drops it too.
+        line = line.removeprefix("\ufeff")
         if not self.in_comment and line[:1] in ("%", ";"):
             return None
         stripped = line.strip()

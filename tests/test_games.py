@@ -103,6 +103,23 @@ def test_real_world_formatting(tmp_path: Path) -> None:
     assert record.headers == {"Event": "bom", "White": "Jos\u00e9"}
 
 
+def test_a_byte_order_mark_inside_a_file_opens_the_next_game(tmp_path: Path) -> None:
+    # Two exports joined by `cat`: the second one's mark is inside the file, before its first tag.
+    fen = "rnbqkbnr/1ppppppp/8/p7/8/8/1PPPPPPP/RNBQKBNR w KQkq - 0 1"
+    first = '[Event "b1"]\n\n1. d4 *\n\n'
+    second = f'[FEN "{fen}"]\n[SetUp "1"]\n[Event "b2"]\n\n1. e4 *\n'
+    text = b"\xef\xbb\xbf" + first.encode() + b"\xef\xbb\xbf" + second.encode()
+    path = tmp_path / "joined.pgn"
+    path.write_bytes(text)
+    summary = Summary()
+    got = list(extract_board(path, sampling="all", summary=summary))
+    assert_same_positions(got, replay(["d4"]) + replay(["e4"], fen))
+    assert summary.games_read == summary.games_kept == 2
+    # The publish path cuts work units with split_text; the file's own first mark its reader drops.
+    games = list(split_text(text.removeprefix(b"\xef\xbb\xbf"), str(path)))
+    assert [g.tags for g in games] == [('[Event "b1"]',), (f'[FEN "{fen}"]', '[SetUp "1"]', '[Event "b2"]')]
+
+
 def test_fen_start_and_variants(tmp_path: Path) -> None:
     fen = "4k3/8/8/8/8/8/4P3/4K3 b - - 0 40"
     text = (
