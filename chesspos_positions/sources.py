@@ -167,6 +167,22 @@ def file_digest(url: str) -> tuple[str, int]:
         raise input_failure(url, error) from error
 
 
+def check_text(url: str, data: bytes, offset: int) -> None:
+    """Refuse ``data``, the text of ``url`` from byte ``offset`` on, if it holds a NUL byte.
+
+    No PGN text does: it is binary data, or UTF-16 text. Read as Latin-1,
+    random bytes hold the odd "game" of legal moves, which would otherwise be published.
+
+    Raises:
+        InputError: naming the file and the byte.
+    """
+    if (nul := data.find(b"\0")) >= 0:
+        raise InputError(
+            f"input {url!r} is not PGN text: byte {offset + nul} of its text is NUL (binary data, "
+            "or text in UTF-16?); PGN files are UTF-8 or Latin-1 text"
+        )
+
+
 def iter_lines(url: str) -> Iterator[str]:
     """Stream the decoded text lines of a (compressed) PGN file, without line ends.
 
@@ -175,17 +191,19 @@ def iter_lines(url: str) -> Iterator[str]:
     is dropped. CRLF line ends are normalised.
 
     Raises:
-        InputError: if the file is unreadable, truncated or corrupt; the message names it.
+        InputError: if the file is unreadable, truncated or corrupt, or not
+            PGN text (:func:`check_text`); the message names it.
         InputUnreachable: if a remote file cannot be reached.
     """
     # Decompressing readers have no readline(), so read large blocks and cut
     # lines here; this is also faster than line iteration.
     pending = b""
-    first = True
+    offset = 0
     for block in iter_blocks(url):
+        check_text(url, block, offset)
+        first, offset = not offset, offset + len(block)
         if first:
             block = block.removeprefix(codecs.BOM_UTF8)
-            first = False
         lines = (pending + block).split(b"\n")
         pending = lines.pop()
         yield from map(decode_line, lines)

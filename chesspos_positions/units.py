@@ -35,7 +35,7 @@ from typing import BinaryIO, Final
 import fsspec
 
 from .pgn import TAG_LINE, RawGame, decode_line, split_text
-from .sources import InputError, input_failure, iter_blocks
+from .sources import InputError, check_text, input_failure, iter_blocks
 
 #: Text bytes per work unit: large enough that per-task overhead is small,
 #: small enough that a unit's raw text fits in memory comfortably.
@@ -81,18 +81,11 @@ class Chunk:
         """The chunk's games; their ``index`` and ``line`` count from the chunk's start.
 
         Raises:
-            InputError: the text holds a NUL byte, which no PGN text does
-                (names the file and the byte): binary data, or UTF-16 text.
-                Read as Latin-1, random bytes hold the odd "game" of legal
-                moves, which would otherwise be published.
+            InputError: the text is not PGN text (:func:`~.sources.check_text`).
         """
         if self.text is None:
             raise ValueError(f"chunk {self.index} of {self.url} belongs to another part")
-        if (nul := self.text.find(b"\0")) >= 0:
-            raise InputError(
-                f"input {self.url!r} is not PGN text: byte {self.start + nul} of its text is NUL (binary data, "
-                "or text in UTF-16?); PGN files are UTF-8 or Latin-1 text"
-            )
+        check_text(self.url, self.text, self.start)
         # iter_lines drops a byte-order mark only where it opens the file: so only chunk 0 drops one.
         text = self.text.removeprefix(codecs.BOM_UTF8) if self.start == 0 else self.text
         return split_text(text, self.url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import random
 from pathlib import Path
 
 import chess
@@ -18,6 +19,7 @@ from chesspos_positions import Summary, board_to_token_sequence, encode_boards, 
 from chesspos_positions.games import SKIP_REASONS, start_game, start_games
 from chesspos_positions.pgn import decode_line, split_games, split_text
 from chesspos_positions.sampling import Sampling, first_draws, game_rng
+from chesspos_positions.sources import InputError
 from pgn_fixtures import BAD_CASES, BAD_FILE_GOOD_MOVES, bad_input_text, legal_games, replay, write_pgn
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -118,6 +120,17 @@ def test_a_byte_order_mark_inside_a_file_opens_the_next_game(tmp_path: Path) -> 
     # The publish path cuts work units with split_text; the file's own first mark its reader drops.
     games = list(split_text(text.removeprefix(b"\xef\xbb\xbf"), str(path)))
     assert [g.tags for g in games] == [('[Event "b1"]',), (f'[FEN "{fen}"]', '[SetUp "1"]', '[Event "b2"]')]
+
+
+def test_the_library_refuses_binary_input_as_publish_does(tmp_path: Path) -> None:
+    games = "".join(f'[Event "g{i}"]\n\n1. e4 e5 *\n\n' for i in range(40_000)).encode()  # past one read block
+    data = b"\xef\xbb\xbf" + games + random.Random(0).randbytes(10_000)
+    path = tmp_path / "binary.pgn"
+    path.write_bytes(data)
+    # The byte named counts from the file's start, its byte-order mark and earlier blocks included.
+    nul = data.find(b"\0")
+    with pytest.raises(InputError, match=rf"{path.name}.* is not PGN text: byte {nul} "):
+        list(extract_board(path, sampling="all"))
 
 
 def test_fen_start_and_variants(tmp_path: Path) -> None:
