@@ -18,8 +18,10 @@ import posixpath
 import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 from datasets.data_files import resolve_pattern
 
 from .pgn import RawGame, decode_line, split_games
@@ -92,7 +94,8 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
     unless named. Local files keep plain paths.
 
     Raises:
-        FileNotFoundError: if a path matches nothing, or no PGN file; the message names the path.
+        FileNotFoundError: if a path matches nothing, or no PGN file, or a local
+            folder holds a PGN link to nothing; the message names the path.
         InputUnreachable: if a remote path cannot be reached; the message names it.
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -116,6 +119,13 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
         except (OSError, *network_errors()) as error:
             raise input_failure(path, error) from error
         matches = [m for m in matches if is_pgn_path(m)]
+        if is_dir and isinstance(fs, LocalFileSystem):
+            # A link to nothing names a file the folder should hold: the listing leaves it out without a word.
+            for link in sorted(Path(root).rglob("*")):
+                hidden = any(part.startswith(".") for part in link.relative_to(root).parts)  # left out, as above
+                if is_pgn_path(link.name) and not hidden and link.is_symlink() and not link.exists():
+                    raise InputMissing(f"input {str(link)!r}, under input directory {path!r}, is a link to "
+                                       f"{os.readlink(link)!r}, which does not exist")
         if not matches and is_dir:
             raise FileNotFoundError(f"no PGN files ({', '.join(PGN_SUFFIXES)}) under input directory {path!r}")
         if not matches:

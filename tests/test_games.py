@@ -196,6 +196,14 @@ def test_empty_or_missing_data_path_names_the_path(tmp_path: Path) -> None:
         list(extract_board(tmp_path))
     with pytest.raises(FileNotFoundError, match="nope.pgn"):
         list(extract_board(tmp_path / "nope.pgn"))
+    # A link to nothing in an input folder names a file it should hold; a hidden one is left out, as hidden files are.
+    (tmp_path / "a.pgn").write_text('[Event "a"]\n\n1. e4 *\n')
+    (tmp_path / ".old").mkdir()
+    (tmp_path / ".old" / "gone.pgn").symlink_to(tmp_path / "moved-away.pgn")
+    assert [r.headers["Event"] for r in iter_position_records(tmp_path, sampling="all")] == ["a"]
+    (tmp_path / "b.pgn").symlink_to(tmp_path / "elsewhere.pgn")
+    with pytest.raises(FileNotFoundError, match=r"b\.pgn.*under input directory.*elsewhere\.pgn.*does not exist"):
+        list(extract_board(tmp_path))
 
 
 def test_corrupt_compressed_file_names_the_file(tmp_path: Path) -> None:
