@@ -184,6 +184,7 @@ def card_body(release: Release) -> str:
         [["read", summary.games_read], ["kept", summary.games_kept]]
         + [[f"skipped: {reason} ({text})", summary.skipped.get(reason, 0)] for reason, text in SKIP_REASONS.items()],
     )
+    others = _other_builds(release)
     names = [name for name in CONFIG_NAMES if any(name in counts for _, counts in release.versions)]
     versions = _table(
         ["tag", *(f"`{name}` batches" for name in names)],
@@ -351,7 +352,7 @@ Counts over the games read to produce this release.
 
 Positions sampled from these games: {summary.positions}. Positions beyond the
 last batch's quota are not published.
-
+{others}
 ## Versions
 
 Each release is a git tag; earlier tags keep loading exactly what they held.
@@ -468,6 +469,29 @@ _TENSOR_SCHEMA = _bool_window_schema(
 )
 
 SCHEMAS = {"default": _DEFAULT_SCHEMA, "history": _HISTORY_SCHEMA, "bitboard": _BITBOARD_SCHEMA, "tensor": _TENSOR_SCHEMA}
+
+
+def _other_builds(release: Release) -> str:
+    """The section on how the repo's other configs were built, as their releases recorded it (:data:`GENERATION_KEY`)."""
+    parts = []
+    for name, record in release.generation.items():
+        if name == release.config.name:
+            continue
+        record = dict(record)
+        sources, games = record.pop("sources", None), record.pop("games", None)
+        text = f"### `{name}`\n\n" + _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in record.items()])
+        if sources is None:  # recorded by a release from before the sources were
+            text += "\n\nIts source files are listed in the card of the release that built it."
+        else:
+            text += "\n\n" + _table(["file", "bytes", "sha256"], [
+                [f"`{s['file']}`", s["bytes"], f"`{s['sha256']}`" if s["sha256"] else "not read"] for s in sources])
+        if games is not None:
+            text += f"\n\nGames read: {games['read']}, kept: {games['kept']}."
+        parts.append(text)
+    if not parts:
+        return ""
+    return ("\n## How the other configs were built\n\nThe sections above describe this release's build of "
+            f"`{release.config.name}`. The other configs were built by earlier releases:\n\n" + "\n\n".join(parts) + "\n")
 
 
 def card_data_infos(release: Release) -> dict[str, DatasetInfo]:

@@ -137,6 +137,21 @@ def position_parameters(options: PublishOptions, inputs: list[str]) -> dict[str,
     return {name: parameters[name] for name in POSITION_FIELDS}
 
 
+def generation_record(options: PublishOptions, inputs: list[str], sources: list[SourceFile], summary: Summary
+                      ) -> dict[str, object]:
+    """What the card records of this config's build (:data:`~.card.GENERATION_KEY`).
+
+    Every generation parameter, each source file with its size and sha256,
+    and the games read and kept: so the card still describes this config's
+    build after another config's release rewrites its body. Its
+    :data:`POSITION_FIELDS` are what a config joining the repo is held to.
+    """
+    parameters = card_parameters(options, inputs)
+    del parameters["config_name"]
+    return {**parameters, "sources": [{"file": s.name, "bytes": s.size, "sha256": s.sha256} for s in sources],
+            "games": {"read": summary.games_read, "kept": summary.games_kept}}
+
+
 def check_same_positions(previous: DatasetCardData | None, held: set[str], name: str, mine: dict[str, object]) -> None:
     """Refuse to put config ``name`` beside configs ``held`` that its card records with other position options.
 
@@ -299,7 +314,7 @@ class Publisher:
                 held_files=tuple(files),
                 partial=partial,
                 generation={**{name: values for name, values in recorded.items() if name in held},
-                            config.name: position_parameters(options, inputs)},
+                            config.name: generation_record(options, inputs, self.sources, summary)},
             )
             card = build_card(release)
             if (pushing and uploaded == 0 and options.tag is None and same_metadata(previous, card.data)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import re
@@ -667,9 +669,17 @@ def test_a_config_built_with_other_position_options_is_refused_beside_the_others
     assert len(hub.server.commits(repo)) == commits and not (tmp_path / "refused").exists()  # before any work
     # --batches may differ: the first batches are the same positions.
     assert publish_main(["--repo", repo, *common_args(games, batches=2), "--config-name", "history", "--token", TOKEN]) == 0
-    card = DatasetCard.load(repo, repo_type="dataset", token=TOKEN).data
-    assert sorted(card["chesspos_generation"]) == ["default", "history"]
-    assert card["chesspos_generation"]["default"] == card["chesspos_generation"]["history"]
+    card = DatasetCard.load(repo, repo_type="dataset", token=TOKEN)
+    recorded = card.data["chesspos_generation"]
+    assert sorted(recorded) == ["default", "history"]
+    assert {k: v for k, v in recorded["default"].items() if k != "batches"} == \
+        {k: v for k, v in recorded["history"].items() if k != "batches"}
+    assert (recorded["default"]["batches"], recorded["history"]["batches"]) == (1, 2)
+    # The body describes history's build, and still default's: its parameters and its sources.
+    sha256 = hashlib.sha256(games.read_bytes()).hexdigest()
+    assert recorded["default"]["sources"] == [{"file": games.name, "bytes": games.stat().st_size, "sha256": sha256}]
+    other = card.text.split("## How the other configs were built")[1].split("## Versions")[0]
+    assert "### `default`" in other and "| `batches` | `1` |" in other and f"`{sha256}`" in other
     # The same holds for a local output folder.
     out = tmp_path / "out"
     assert publish_main(["--dry-run", "--output-dir", str(out), *common_args(games, batches=1)]) == 0
