@@ -166,13 +166,17 @@ def publish_held_after_one_batch(hub: Hub, repo: str, games: Path) -> Iterator[s
 
     The process is waiting for that commit when this yields; at exit the held commit fails with 503.
     """
+    def dropped() -> int:  # the held commits of repo answered so far
+        return sum(r.status == 503 and f"/{repo}/commit/" in r.path for r in hub.server.request_log)
+
+    dropped_before = dropped()
     release = hub.server.hold_commits(after=1)
     process = subprocess.Popen(
         [sys.executable, "-m", "builder.publish", "--repo", repo, *common_args(games)],
         cwd=REPO_ROOT, env=hub.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+    held_before = hub.server.held_requests
     try:
-        held_before = hub.server.held_requests
         deadline = time.monotonic() + 120
         while hub.server.held_requests == held_before and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -181,6 +185,11 @@ def publish_held_after_one_batch(hub: Hub, repo: str, games: Path) -> Iterator[s
     finally:
         release.set()
         hub.server.hold_commits(after=10**9)
+        # The server answers (and logs) the held commits in their own threads: wait, so that the next
+        # test's view of the request log starts after them.
+        deadline = time.monotonic() + 30
+        while dropped() - dropped_before < hub.server.held_requests - held_before and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def test_killed_publish_resumes_to_the_same_repo(hub: Hub, games: Path, tmp_path: Path) -> None:
