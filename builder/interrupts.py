@@ -25,6 +25,20 @@ class Terminated(BaseException):
 _received: list[BaseException] = []
 #: Inside :func:`deferred`: interrupts are recorded, not raised.
 _deferring = False
+#: Inside :func:`handled`: processes forked now die of SIGTERM by the kernel's default action.
+_handling = False
+
+
+def _after_fork_in_child() -> None:
+    # A Python handler runs only once the main thread runs bytecode again: in a
+    # pool worker blocked on its task queue's lock while another of its threads
+    # takes the signal, it never runs, the worker outlives a pool's terminate(),
+    # and the pool waits for it for ever. The default action needs no thread.
+    if _handling:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
@@ -37,13 +51,11 @@ def handled() -> Iterator[list[BaseException]]:
     pool waits for them. Yields the list of interrupts received, first first.
     One swallowed where CPython cannot raise it prints no traceback.
     """
+    global _handling
     main_pid = os.getpid()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if os.getpid() != main_pid:
-            if signum == signal.SIGTERM:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
+        if os.getpid() != main_pid:  # Ctrl-C in a forked process (SIGTERM is the default action there)
             return
         interrupt = KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
         _received.append(interrupt)
@@ -62,9 +74,11 @@ def handled() -> Iterator[list[BaseException]]:
     _received.clear()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sys.unraisablehook = on_unraisable
+    _handling = True
     try:
         yield _received
     finally:
+        _handling = False
         sys.unraisablehook = previous_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -379,6 +380,33 @@ def test_a_swallowed_interrupt_still_stops_the_release_before_it_is_complete(tmp
         with pytest.raises(KeyboardInterrupt):
             output.complete(tmp_path, [pending], card)
     assert not card.exists() and not (tmp_path / "batch_001.parquet").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_process_forked_while_interrupts_are_handled_dies_of_sigterm_whichever_thread_takes_it() -> None:
+    # A pool worker blocked on its task queue's lock, while another of its threads takes the pool's
+    # SIGTERM: a Python handler would never run, and the stopping pool would wait for it for ever.
+    with interrupts.handled():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # takes signals
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the main thread does not
+                lock = threading.Lock()
+                lock.acquire()
+                lock.acquire()  # blocks for ever
+            finally:
+                os._exit(3)
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if ended[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked process outlived SIGTERM")
+    assert os.WIFSIGNALED(ended[1]) and os.WTERMSIG(ended[1]) == signal.SIGTERM
 
 
 def test_an_interrupt_swallowed_in_a_weakref_callback_prints_no_traceback(
