@@ -142,10 +142,11 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
                 _place(Path(record["local_path"]), target)
                 shards.append(Shard(**{**record, "local_path": target}))
         partial = None
-        last = plan.batches[-1] if plan.batches else None
-        if last is not None and last.partial:
-            partial = (f"the input ran out: {last.index} of {job.batches} batches were made, and batch "
-                       f"{last.index} is partial ({last.rows('train')} train, {last.rows('test')} test rows)")
+        # Once the input runs out, every batch left is partial: one split's rows can run out a batch before the other's.
+        if short := [b for b in plan.batches if b.partial]:
+            shown = "; ".join(f"batch {b.index} ({b.rows('train')} train, {b.rows('test')} test rows)" for b in short)
+            partial = (f"the input ran out: {plan.batches[-1].index} of {job.batches} batches were made, and "
+                       f"{'these are' if len(short) > 1 else 'this one is'} partial: {shown}")
         return Built(shards, plan.summary, partial, source_digests(job, folder, plan))
 
 

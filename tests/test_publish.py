@@ -496,7 +496,13 @@ def test_partial_release_says_so_and_reused_output_dir_holds_only_it(games: Path
                          "--batch-size", "100000", "--sampling", "all"]) == 0
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == ["test/batch_001.parquet", "train/batch_001.parquet"]
     card = (out / "README.md").read_text()
-    assert "the input ran out: 1 of 2 batches were made, and batch 1 is partial" in card
+    assert "the input ran out: 1 of 2 batches were made, and this one is partial: batch 1 (" in card
+    # The test split runs out a batch before the train split: both batches are short, and the card says so.
+    assert publish_main(["--dry-run", "--output-dir", str(tmp_path / "two"), "--data-path", str(games), "--batches", "3",
+                         "--batch-size", "1000", "--sampling", "all"]) == 0
+    card = (tmp_path / "two" / "README.md").read_text()
+    assert "3 of 3 batches were made, and these are partial: batch 2 (950 train, 48 test rows); batch 3 (401 train, " \
+        "0 test rows)" in " ".join(card.split())
 
 
 def test_batches_the_input_cannot_fill_start_no_tasks(games: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
