@@ -81,10 +81,23 @@ class Job:
         return plan_work(list(self.urls), self.unit_bytes)
 
     def describe(self) -> dict[str, object]:
-        """The job as plain data, with each input's size: two jobs with equal descriptions give equal rows."""
+        """The job as plain data, with each input's size and modification time: two jobs with equal descriptions give equal rows.
+
+        The time (or, where a file system has none, its ETag) tells a file
+        edited in place, even to the same size, from the one the work folder's
+        units were cut from.
+        """
         data = asdict(self)
-        data["urls"] = [[url, _size(url)] for url in self.urls]
+        data["urls"] = [[url, *_identity(url)] for url in self.urls]
         return data
+
+
+def _identity(url: str) -> tuple[int, str | None]:
+    """An input's size and its modification time or ETag, as its file system reports them (None if neither)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    info = fs.info(path)
+    modified = next((info[key] for key in ("mtime", "LastModified", "last_modified", "ETag", "etag") if info.get(key)), None)
+    return int(info["size"]), None if modified is None else str(modified)
 
 
 def _size(url: str) -> int:
@@ -114,8 +127,7 @@ class WorkFolder:
             held = read_json(path)
             if held != wanted:
                 differ = sorted(k for k in held.keys() | wanted.keys() if held.get(k) != wanted.get(k))
-                # reprlib: a folder's list of inputs can be long.
-                shown = "; ".join(f"{key}: {reprlib.repr(held.get(key))} there, {reprlib.repr(wanted.get(key))} here" for key in differ)
+                shown = "; ".join(line for key in differ for line in _differences(key, held.get(key), wanted.get(key)))
                 raise WorkFolderError(
                     f"work folder {self.root} holds a build with other {', '.join(differ)} ({shown}): rerun with the "
                     "options it was made with, or use another --workdir"
@@ -151,6 +163,25 @@ class WorkFolder:
     @property
     def plan(self) -> Path:
         return self.root / "plan.json"
+
+
+def _differences(key: str, there: object, here: object) -> list[str]:
+    """What differs between two values of a job description's ``key``, down to the entries that differ.
+
+    Mappings (the sampling) name the fields that differ; lists (the inputs,
+    each ``[url, size, modified]``) the entries only one side has: shown
+    whole, where a shortened repr could show two different values as one.
+    """
+    if isinstance(there, dict) and isinstance(here, dict):
+        return [line for k in sorted(there.keys() | here.keys()) if there.get(k) != here.get(k)
+                for line in _differences(f"{key}.{k}", there.get(k), here.get(k))]
+    if isinstance(there, list) and isinstance(here, list):
+        only = [(side, [item for item in one if item not in other])
+                for side, one, other in (("there", there, here), ("here", here, there))]
+        # reprlib: a folder's list of inputs can be long.
+        shown = [f"{key} only {side}: {reprlib.repr(items) if len(items) > 10 else items!r}" for side, items in only if items]
+        return shown or [f"{key}: in another order"]
+    return [f"{key}: {there!r} there, {here!r} here"]
 
 
 def write_json(path: Path, data: object) -> None:

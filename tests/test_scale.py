@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -232,6 +233,23 @@ def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Pat
     assert (tmp_path / "two" / "README.md").read_text() == (tmp_path / "one" / "README.md").read_text()
     refused = publish(*OPTIONS, "--seed", "4", "--data-path", str(inputs), "--workdir", str(work), check=False)
     assert refused.returncode == 2 and "holds a build with other seed (seed: 3 there, 4 here)" in refused.stderr
+    # A nested option is named down to the field that differs.
+    refused = publish(*OPTIONS, "--sampling", "default", "--data-path", str(inputs), "--workdir", str(work), check=False)
+    assert refused.returncode == 2 and "sampling.keep_all: True there, False here" in refused.stderr
+
+
+def test_an_input_edited_in_place_is_not_taken_for_the_one_a_work_folder_was_cut_from(inputs: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(inputs, tmp_path / "inputs")
+    work = tmp_path / "work"
+    publish(*OPTIONS, "--data-path", str(folder), "--workdir", str(work), "--output-dir", str(tmp_path / "one"))
+    edited = folder / "a.pgn"
+    text = edited.read_bytes()
+    edited.write_bytes(text.replace(b"1. ", b"1.  ", 1).replace(b"\n\n", b"\n", 1))  # same size, other games
+    stat = edited.stat()
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a second later, however coarse the clock
+    refused = publish(*OPTIONS, "--data-path", str(folder), "--workdir", str(work), check=False)
+    assert refused.returncode == 2 and "holds a build with other urls (urls only there: [[" in refused.stderr
+    assert str(edited) in refused.stderr and str(folder / "b.pgn.zst") not in refused.stderr
 
 
 def test_killed_build_resumes_to_the_same_shards(inputs: Path, sequential, tmp_path: Path) -> None:
