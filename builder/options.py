@@ -21,7 +21,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from chesspos_positions.builder import GENERATION_FIELDS, ChessposPositionsConfig
 from chesspos_positions.configs import CONFIGS, ConfigName
-from chesspos_positions.executors import SLURM_KEYS, ExecutorKind
+from chesspos_positions.executors import SLURM_KEYS, ExecutorKind, slurm_problem
 from chesspos_positions.sampling import SamplingMode
 from chesspos_positions.units import UNIT_BYTES
 
@@ -182,8 +182,8 @@ def _check_type(name: str, value: Any, origin: str) -> Any:
             raise OptionsError(f"{origin}: data_path is an empty list; leave it out to build the embedded sample")
         return value
     if name == "slurm":
-        if not isinstance(value, dict) or set(value) - set(SLURM_KEYS):
-            raise OptionsError(f"{origin}: slurm must be a mapping with keys among {', '.join(SLURM_KEYS)}, got {value!r}")
+        if problem := slurm_problem(value):
+            raise OptionsError(f"{origin}: {problem}")
         return value
     if name == "elo_tiers":
         if not isinstance(value, list) or not all(isinstance(t, list) and len(t) == 2 and all(_is_number(x) for x in t)

@@ -357,15 +357,40 @@ def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecuto
     )
 
 
+def slurm_problem(options: object) -> str | None:
+    """What is wrong with a ``slurm:`` section, if anything (names the key and the value).
+
+    datatrove writes each value into the ``#SBATCH`` lines as it is: a list,
+    a fraction of a GB or a YAML-read time would reach sbatch, which refuses
+    the job after submission, or give a job other limits than meant.
+    """
+    if not isinstance(options, dict):
+        return f"the slurm: section must be a mapping of {', '.join(SLURM_KEYS)}, got {options!r}"
+    if unknown := sorted(set(options) - set(SLURM_KEYS)):
+        return f"unknown slurm option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(SLURM_KEYS)}"
+    if missing := sorted({"partition", "time"} - set(options)):
+        return f"the slurm: section needs {' and '.join(missing)}"
+    for key in ("partition", "time", "qos", "venv_path", "env_command"):
+        if key in options and not (isinstance(options[key], str) and options[key].strip()):
+            hint = ' (quote it: YAML reads 04:00:00 as a number of seconds)' if key == "time" else ""
+            return f"slurm: {key} must be a non-empty string, got {options[key]!r}{hint}"
+    for key in ("cpus_per_task", "mem_per_cpu_gb"):
+        value = options.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return f"slurm: {key} must be a whole number of at least 1, got {value!r}"
+    args = options.get("sbatch_args") or {}
+    if not isinstance(args, dict):
+        return f"slurm: sbatch_args must be a mapping of sbatch options, got {args!r}"
+    for name, value in args.items():
+        if not (isinstance(name, str) and name and not any(c.isspace() for c in name)) or \
+                not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            return f"slurm: sbatch_args must map option names to values (--NAME=VALUE), got {name!r}: {value!r}"
+    return None
+
+
 def _slurm_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(SLURM_KEYS)
-    if unknown:
-        raise ExecutorSetupError(f"unknown slurm option(s) {', '.join(sorted(unknown))}; valid: {', '.join(SLURM_KEYS)}")
-    missing = {"partition", "time"} - set(options)
-    if missing:
-        raise ExecutorSetupError(f"the slurm: section needs {' and '.join(sorted(missing))}")
-    if not isinstance(options.get("sbatch_args") or {}, dict):
-        raise ExecutorSetupError(f"slurm: sbatch_args must be a mapping of sbatch options, got {options['sbatch_args']!r}")
+    if problem := slurm_problem(options):
+        raise ExecutorSetupError(problem)
     # No qos unless asked for (here or in sbatch_args): datatrove's default, "normal", is not every cluster's.
     return {**options, "qos": options.get("qos")}
 

@@ -30,7 +30,7 @@ from chesspos_positions.configs import CONFIGS
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
-from chesspos_positions.executors import ExecutorSettings, Stage, _death, _incomplete, logging_dir
+from chesspos_positions.executors import ExecutorSettings, Stage, _death, _incomplete, logging_dir, slurm_problem
 from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
@@ -464,6 +464,24 @@ def test_a_wrong_slurm_option_is_a_usage_error(inputs: Path, tmp_path: Path) -> 
     result = publish(*OPTIONS, "--config", str(config), "--data-path", str(inputs), "--workdir", str(tmp_path / "work"),
                      "--output-dir", str(tmp_path / "out"), env=env, check=False)
     assert result.returncode == 2 and "sbatch_args must be a mapping" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"partition": ["a"]}, "partition must be a non-empty string, got ['a']"),
+    ({"time": 14400}, "time must be a non-empty string, got 14400 (quote it"),  # YAML's reading of 04:00:00
+    ({"cpus_per_task": "two"}, "cpus_per_task must be a whole number of at least 1, got 'two'"),
+    ({"cpus_per_task": -3}, "cpus_per_task must be a whole number of at least 1, got -3"),
+    ({"mem_per_cpu_gb": 0.5}, "mem_per_cpu_gb must be a whole number of at least 1, got 0.5"),
+    ({"venv_path": 7}, "venv_path must be a non-empty string, got 7"),
+    ({"sbatch_args": {"account": None}}, "got 'account': None"),
+    ({"sbatch_args": {"x y": 1}}, "got 'x y': 1"),
+    ({"foo": 1}, "unknown slurm option(s) 'foo'"),
+])
+def test_a_slurm_value_datatrove_would_write_into_sbatch_as_it_is_is_checked(options: dict, named: str) -> None:
+    problem = slurm_problem({"partition": "cpu", "time": "1:00:00", **options})
+    assert problem is not None and named in problem
+    assert slurm_problem({"partition": "cpu", "time": "1:00:00", "cpus_per_task": 4, "mem_per_cpu_gb": 2,
+                          "sbatch_args": {"account": "a", "nice": 10}}) is None
 
 
 REFUSING_SBATCH = """#!/bin/sh
