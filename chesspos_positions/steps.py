@@ -234,6 +234,9 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
     batch_rows: dict[str, list[int]] = {split: [] for split in SPLITS}  # per split, each record batch's rows
     paths = {split: folder.unit(chunk.file, chunk.index, f"{split}.arrow") for split in SPLITS}
     paths["train"].parent.mkdir(parents=True, exist_ok=True)
+    for path in paths.values():  # what a killed task left of this unit: never read, and as large as the unit
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # as _partial names them
+            stale.unlink(missing_ok=True)
     games = chunk.games()
     try:
         # An empty chunk still writes (empty) files with the config's columns.

@@ -35,7 +35,7 @@ from chesspos_positions.generation import SPLITS, generate_batches
 from chesspos_positions.sampling import Sampling
 from chesspos_positions.sources import iter_raw_games
 from chesspos_positions.steps import Job, WorkFolder, assemble_batch, encode_item, make_plan, read_json, read_rows
-from chesspos_positions.units import plan_work, read_chunks
+from chesspos_positions.units import chunk_count, plan_work, read_chunks
 from pgn_fixtures import legal_games, write_pgn
 from web_folder import QuietHandler, serve_folder
 
@@ -267,9 +267,16 @@ def test_killed_build_resumes_to_the_same_shards(inputs: Path, sequential, tmp_p
     assert len(list(completions.iterdir())) < len(plan_work(sorted(str(p) for p in inputs.iterdir()), 700)), \
         "the build finished before the kill"
     finished = {p: p.stat().st_mtime_ns for p in (work / "units").rglob("*.json")}
+    # What a killed task leaves of a unit it was writing: as if a worker on another host had been killed.
+    folder, plain = WorkFolder(work), inputs / "a.pgn"
+    unit = next(c for c in range(chunk_count(plain.stat().st_size, 700)) if not folder.unit(0, c, "json").exists())
+    stale = folder.unit(0, unit, "train.arrow").with_name(f".{unit:07d}.train.arrow.elsewhere.1.tmp")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half a unit")
     publish(*OPTIONS, "--unit-bytes", "700", "--data-path", str(inputs), "--workdir", str(work),
             "--output-dir", str(tmp_path / "out"), "--num-proc", "2")
     assert finished and all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())  # not encoded again
+    assert not list((work / "units").rglob("*.tmp"))  # the rerun removed what the killed tasks left
     assert digests(tmp_path / "out") == sequential[0]
 
 
