@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,14 +94,18 @@ def write_shard(rows: pa.Table, config: Config, root: Path, path_in_repo: str) -
     table = examples_table(rows, config)
     local_path = root / path_in_repo
     local_path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside, then renamed: a file already at the path may be hard-linked into an output
+    # folder (a work folder's shard, rewritten by a rerun), which must keep its bytes.
+    partial = local_path.with_name(f".{local_path.name}.{os.getpid()}.partial")
     try:
         with interrupts.held():  # polars may start its threads and its signal handler here
-            _write(table, local_path, COMPRESSION_LEVELS[config.name], ROW_GROUP_ROWS[config.name])
+            _write(table, partial, COMPRESSION_LEVELS[config.name], ROW_GROUP_ROWS[config.name])
+        os.replace(partial, local_path)
     except OSError as error:
-        local_path.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise OSError(f"cannot write shard {local_path}: {error}") from error
     except BaseException:  # an interrupt held during the write is raised as it ends
-        local_path.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
     return Shard(path_in_repo, local_path, table.num_rows, table.nbytes, local_path.stat().st_size, file_sha256(local_path))
 

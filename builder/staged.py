@@ -10,6 +10,7 @@ in one process.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ from chesspos_positions.steps import (
     WorkFolder,
     assemble_batch,
     encode_and_plan,
+    forget_changed_inputs,
     load_plan,
     raise_needed_input_failure,
     read_json,
@@ -41,6 +43,8 @@ from chesspos_positions.timing import StageTimes
 from . import output
 from .options import PublishOptions
 from .shards import Shard, shard_path, write_shard
+
+logger = logging.getLogger(__name__)
 
 
 class WriteStep(JobStep):
@@ -125,6 +129,8 @@ def build_shards(options: PublishOptions, urls: list[str], root: Path, times: St
         write = Stage("write", WriteStep(job, folder, spec), job.batches, needed=lambda: len(load_plan(folder).batches))
         stages = [*encode_and_plan(job, folder, settings, digest=True), write]
         folder.claim({**job.describe(), "config": spec.name})
+        for url in forget_changed_inputs(job, folder, settings):
+            logger.warning("input %s changed since the work folder last read it: reading it afresh", url)
         with times.time("build (encode, plan, write)"):
             try:
                 run_stages(stages, settings)

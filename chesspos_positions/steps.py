@@ -81,23 +81,23 @@ class Job:
         return plan_work(list(self.urls), self.unit_bytes)
 
     def describe(self) -> dict[str, object]:
-        """The job as plain data, with each input's size and modification time: two jobs with equal descriptions give equal rows.
-
-        The time (or, where a file system has none, its ETag) tells a file
-        edited in place, even to the same size, from the one the work folder's
-        units were cut from.
-        """
+        """The job as plain data, with each input's size: two jobs with equal descriptions give equal rows
+        (from inputs unchanged in between: see :func:`forget_changed_inputs`)."""
         data = asdict(self)
-        data["urls"] = [[url, *_identity(url)] for url in self.urls]
+        data["urls"] = [[url, _size(url)] for url in self.urls]
         return data
 
 
-def _identity(url: str) -> tuple[int, str | None]:
-    """An input's size and its modification time or ETag, as its file system reports them (None if neither)."""
+#: What file systems report of a file's version: modification times (local, S3, HTTP), ETags, git blob ids (hf://).
+_VERSION_KEYS: Final = ("mtime", "LastModified", "last_modified", "Last-Modified", "ETag", "etag", "blob_id")
+
+
+def _version(url: str) -> list[object]:
+    """An input's size and what its file system says of its version (None where it says nothing)."""
     fs, path = fsspec.core.url_to_fs(url)
     info = fs.info(path)
-    modified = next((info[key] for key in ("mtime", "LastModified", "last_modified", "ETag", "etag") if info.get(key)), None)
-    return int(info["size"]), None if modified is None else str(modified)
+    version = next((info[key] for key in _VERSION_KEYS if info.get(key)), None)
+    return [int(info["size"]), None if version is None else str(version)]
 
 
 def _size(url: str) -> int:
@@ -169,7 +169,7 @@ def _differences(key: str, there: object, here: object) -> list[str]:
     """What differs between two values of a job description's ``key``, down to the entries that differ.
 
     Mappings (the sampling) name the fields that differ; lists (the inputs,
-    each ``[url, size, modified]``) the entries only one side has: shown
+    each ``[url, size]``) the entries only one side has: shown
     whole, where a shortened repr could show two different values as one.
     """
     if isinstance(there, dict) and isinstance(here, dict):
@@ -636,6 +636,33 @@ def raise_needed_input_failure(job: Job, folder: WorkFolder, settings: ExecutorS
         for path in records:
             path.unlink()
         raise
+
+
+def forget_changed_inputs(job: Job, folder: WorkFolder, settings: ExecutorSettings) -> list[str]:
+    """Have a rerun read afresh each input changed since the work folder last saw it; return their URLs.
+
+    The job description holds each input's size only, so that a repaired
+    input (same size) may be rerun in its folder: an input edited in place
+    to the same size would otherwise be taken for the one its units were cut
+    from, and published under its old sha256. So the folder also records
+    each input's version (:func:`_version`); the units and Encode tasks of
+    one whose version changed are forgotten, and with them the plan and the
+    Write tasks, which used its rows. An input whose file system reports no
+    version (a plain HTTP server without ETag or Last-Modified) is not told.
+    """
+    path = folder.root / "inputs.json"
+    seen = read_json(path) if path.exists() else {}
+    now = {url: _version(url) for url in job.urls}
+    changed = {file for file, url in enumerate(job.urls) if url in seen and seen[url] != now[url]}
+    if changed:
+        forget_tasks(settings, "encode", [rank for rank, item in enumerate(job.work_items()) if item.file in changed])
+        for file in changed:
+            shutil.rmtree(folder.units(file), ignore_errors=True)
+        forget_tasks(settings, "plan", [0])
+        folder.plan.unlink(missing_ok=True)
+        forget_tasks(settings, "write", list(range(job.batches)))
+    write_json(path, now)
+    return [job.urls[file] for file in sorted(changed)]
 
 
 #: The most Encode tasks a build may have: each is a datatrove rank with its own files and log,

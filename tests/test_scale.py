@@ -238,18 +238,21 @@ def test_workdir_rerun_skips_finished_work_and_refuses_other_options(inputs: Pat
     assert refused.returncode == 2 and "sampling.keep_all: True there, False here" in refused.stderr
 
 
-def test_an_input_edited_in_place_is_not_taken_for_the_one_a_work_folder_was_cut_from(inputs: Path, tmp_path: Path) -> None:
+def test_an_input_edited_in_place_is_read_afresh_by_a_rerun(inputs: Path, tmp_path: Path) -> None:
     folder = shutil.copytree(inputs, tmp_path / "inputs")
     work = tmp_path / "work"
     publish(*OPTIONS, "--data-path", str(folder), "--workdir", str(work), "--output-dir", str(tmp_path / "one"))
     edited = folder / "a.pgn"
     text = edited.read_bytes()
-    edited.write_bytes(text.replace(b"1. ", b"1.  ", 1).replace(b"\n\n", b"\n", 1))  # same size, other games
+    edited.write_bytes(text.replace(b" e4 ", b" d4 "))  # the same size, other games
     stat = edited.stat()
     os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a second later, however coarse the clock
-    refused = publish(*OPTIONS, "--data-path", str(folder), "--workdir", str(work), check=False)
-    assert refused.returncode == 2 and "holds a build with other urls (urls only there: [[" in refused.stderr
-    assert str(edited) in refused.stderr and str(folder / "b.pgn.zst") not in refused.stderr
+    rerun = publish(*OPTIONS, "--data-path", str(folder), "--workdir", str(work), "--output-dir", str(tmp_path / "two"))
+    assert f"input {edited} changed since the work folder last read it" in rerun.stderr
+    publish(*OPTIONS, "--data-path", str(folder), "--output-dir", str(tmp_path / "fresh"))
+    assert digests(tmp_path / "two") == digests(tmp_path / "fresh") != digests(tmp_path / "one")
+    card = (tmp_path / "two" / "README.md").read_text()
+    assert hashlib.sha256(edited.read_bytes()).hexdigest() in card and hashlib.sha256(text).hexdigest() not in card
 
 
 def test_killed_build_resumes_to_the_same_shards(inputs: Path, sequential, tmp_path: Path) -> None:
