@@ -240,6 +240,7 @@ class RepoState:
     private: bool = False
     files: dict[str, str] = field(default_factory=dict)  # path -> LFS sha256, or git blob id
     tag_files: dict[str, list[str]] = field(default_factory=dict)  # tag -> the paths it holds
+    tag_cards: dict[str, str] = field(default_factory=dict)  # tag -> the git blob id of its README.md
 
     @property
     def batches(self) -> int:
@@ -293,7 +294,10 @@ def read_state(api: HfApi, repo_id: str, folder: str = "") -> RepoState:
             state.files[entry.path] = entry.lfs.sha256 if entry.lfs else entry.blob_id
     refs = with_retries(lambda: api.list_repo_refs(repo_id, repo_type="dataset"), "listing tags")
     for tag in refs.tags:
-        state.tag_files[tag.name] = api.list_repo_files(repo_id, repo_type="dataset", revision=tag.target_commit)
+        entries = [e for e in api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=tag.target_commit)
+                   if isinstance(e, RepoFile)]
+        state.tag_files[tag.name] = [e.path for e in entries]
+        state.tag_cards.update((tag.name, e.blob_id) for e in entries if e.path == "README.md")
     return state
 
 

@@ -285,7 +285,10 @@ class Publisher:
 
         batches_done = len(shards) // 2
         clear_stale_shards(root, config.spec.folder, {s.path_in_repo for s in shards})
-        already = [tag for tag, n in self.state.tags.items() if n == batches_done]
+        # Up to date: main's card is a tagged release's card, with these batches. A card committed by a release
+        # stopped before its tag is on main only: the rerun tags it.
+        card_blob = self.state.files.get("README.md")
+        already = [tag for tag, n in self.state.tags.items() if n == batches_done and self.state.tag_cards.get(tag) == card_blob]
         with self.stages.time("card"):
             # The other configs the release holds keep their files and their card entries.
             files = self._release_files(root)
@@ -317,9 +320,7 @@ class Publisher:
                             config.name: generation_record(options, inputs, self.sources, summary)},
             )
             card = build_card(release)
-            if (pushing and uploaded == 0 and options.tag is None and same_metadata(previous, card.data)
-                    and any(same_metadata(self._card_at(tag), card.data) for tag in already)):
-                # Both: a card committed by a release stopped before its tag is on main only, and the rerun tags it.
+            if pushing and uploaded == 0 and already and options.tag is None and same_metadata(previous, card.data):
                 print(f"\n{options.repo} is up to date: it holds these {batches_done} batches at tag {already[0]}.")
                 return 0
             # Else a release, though maybe of the card alone: a new --license or pretty_name, or counts that an
@@ -358,13 +359,6 @@ class Publisher:
         else:
             return None
         return DatasetCard.load(path).data
-
-    def _card_at(self, tag: str) -> DatasetCardData | None:
-        """The metadata of the card at ``tag`` of the repo."""
-        if "README.md" not in self.state.tag_files[tag]:
-            return None
-        with self.stages.time("hub"):
-            return DatasetCard.load(hub.download(self.api, self.options.repo, "README.md", tag)).data
 
     def _report(self, root: Path, shards: list[Shard], summary: Summary, partial: str | None) -> None:
         options = self.options

@@ -572,6 +572,12 @@ def test_a_changed_card_is_released_and_an_unchanged_one_is_not(hub: Hub, games:
     publish(hub, "--repo", repo, *common_args(games, batches=1), "--license", "mit", "--tag", "final")
     assert sorted(t.name for t in api.list_repo_refs(repo, repo_type="dataset").tags) == ["final", "v1", "v2"]
     assert "| `final` | 1 |" in DatasetCard.load(repo, repo_type="dataset", token=TOKEN).text
+    # Back to v1's license, stopped before its tag: main's card says what v1's did, but is not v1's card.
+    hub.server.fail_next(1, 400, path_contains="/tag/")
+    assert publish(hub, "--repo", repo, *common_args(games, batches=1), check=False).returncode
+    assert "up to date" not in publish(hub, "--repo", repo, *common_args(games, batches=1)).stdout
+    tags = {t.name: t.target_commit for t in api.list_repo_refs(repo, repo_type="dataset").tags}
+    assert tags.keys() == {"v1", "v2", "final", "v3"} and tags["v3"] == hub.server.commits(repo)[0].id
 
 
 @pytest.mark.parametrize("repo, message", [
