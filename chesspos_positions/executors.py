@@ -357,34 +357,39 @@ def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecuto
     )
 
 
-def slurm_problem(options: object) -> str | None:
+def slurm_problem(options: object, complete: bool = True) -> str | None:
     """What is wrong with a ``slurm:`` section, if anything (names the key and the value).
 
     datatrove writes each value into the ``#SBATCH`` lines as it is: a list,
     a fraction of a GB or a YAML-read time would reach sbatch, which refuses
     the job after submission, or give a job other limits than meant.
+    ``complete``: also ask for the keys a submission needs (partition, time).
     """
     if not isinstance(options, dict):
         return f"the slurm: section must be a mapping of {', '.join(SLURM_KEYS)}, got {options!r}"
-    if unknown := sorted(set(options) - set(SLURM_KEYS)):
+    if unknown := sorted(set(options) - set(SLURM_KEYS), key=str):
         return f"unknown slurm option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(SLURM_KEYS)}"
-    if missing := sorted({"partition", "time"} - set(options)):
+    if complete and (missing := sorted({"partition", "time"} - set(options))):
         return f"the slurm: section needs {' and '.join(missing)}"
     for key in ("partition", "time", "qos", "venv_path", "env_command"):
-        if key in options and not (isinstance(options[key], str) and options[key].strip()):
-            hint = ' (quote it: YAML reads 04:00:00 as a number of seconds)' if key == "time" else ""
-            return f"slurm: {key} must be a non-empty string, got {options[key]!r}{hint}"
+        value = options.get(key)
+        if (value is not None or key in ("partition", "time")) and key in options and \
+                not (isinstance(value, str) and value.strip()):
+            hint = ' (quote it, as "60" or "4:00:00": YAML reads 4:00:00 unquoted as the number 14400)' if key == "time" else ""
+            return f"slurm: {key} must be a non-empty string, got {value!r}{hint}"
     for key in ("cpus_per_task", "mem_per_cpu_gb"):
         value = options.get(key, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        number = int(value) if isinstance(value, str) and value.isdigit() else value
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             return f"slurm: {key} must be a whole number of at least 1, got {value!r}"
     args = options.get("sbatch_args") or {}
     if not isinstance(args, dict):
         return f"slurm: sbatch_args must be a mapping of sbatch options, got {args!r}"
     for name, value in args.items():
-        if not (isinstance(name, str) and name and not any(c.isspace() for c in name)) or \
-                not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            return f"slurm: sbatch_args must map option names to values (--NAME=VALUE), got {name!r}: {value!r}"
+        # A None value is a flag: datatrove writes --NAME alone.
+        if not (isinstance(name, str) and name and name[0] != "-" and not any(c.isspace() for c in name)) or \
+                not (value is None or isinstance(value, (str, int, float))) or isinstance(value, bool):
+            return f"slurm: sbatch_args must map option names (without --) to values, got {name!r}: {value!r}"
     return None
 
 

@@ -478,20 +478,22 @@ def test_a_wrong_slurm_option_is_a_usage_error(inputs: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("options", "named"), [
     ({"partition": ["a"]}, "partition must be a non-empty string, got ['a']"),
-    ({"time": 14400}, "time must be a non-empty string, got 14400 (quote it"),  # YAML's reading of 04:00:00
+    ({"time": 14400}, "time must be a non-empty string, got 14400 (quote it"),  # YAML's reading of 4:00:00
     ({"cpus_per_task": "two"}, "cpus_per_task must be a whole number of at least 1, got 'two'"),
     ({"cpus_per_task": -3}, "cpus_per_task must be a whole number of at least 1, got -3"),
     ({"mem_per_cpu_gb": 0.5}, "mem_per_cpu_gb must be a whole number of at least 1, got 0.5"),
     ({"venv_path": 7}, "venv_path must be a non-empty string, got 7"),
-    ({"sbatch_args": {"account": None}}, "got 'account': None"),
+    ({"sbatch_args": {"account": ["a"]}}, "got 'account': ['a']"),
     ({"sbatch_args": {"x y": 1}}, "got 'x y': 1"),
+    ({"sbatch_args": {"--account": "a"}}, "got '--account': 'a'"),
     ({"foo": 1}, "unknown slurm option(s) 'foo'"),
 ])
 def test_a_slurm_value_datatrove_would_write_into_sbatch_as_it_is_is_checked(options: dict, named: str) -> None:
     problem = slurm_problem({"partition": "cpu", "time": "1:00:00", **options})
     assert problem is not None and named in problem
-    assert slurm_problem({"partition": "cpu", "time": "1:00:00", "cpus_per_task": 4, "mem_per_cpu_gb": 2,
-                          "sbatch_args": {"account": "a", "nice": 10}}) is None
+    assert slurm_problem({"partition": "cpu", "time": "1:00:00", "cpus_per_task": 4, "mem_per_cpu_gb": "2", "qos": None,
+                          "venv_path": None, "sbatch_args": {"account": "a", "nice": 10, "exclusive": None}}) is None
+    assert slurm_problem({"cpus_per_task": 2}, complete=False) is None  # a config file a local run may use
 
 
 REFUSING_SBATCH = """#!/bin/sh
