@@ -120,18 +120,33 @@ def resolve_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
             raise input_failure(path, error) from error
         matches = [m for m in matches if is_pgn_path(m)]
         if is_dir and isinstance(fs, LocalFileSystem):
-            # A link to nothing names a file the folder should hold: the listing leaves it out without a word.
-            for link in sorted(Path(root).rglob("*")):
-                hidden = any(part.startswith(".") for part in link.relative_to(root).parts)  # left out, as above
-                if is_pgn_path(link.name) and not hidden and link.is_symlink() and not link.exists():
-                    raise InputMissing(f"input {str(link)!r}, under input directory {path!r}, is a link to "
-                                       f"{os.readlink(link)!r}, which does not exist")
+            _refuse_dangling_links(root, path)
         if not matches and is_dir:
             raise FileNotFoundError(f"no PGN files ({', '.join(PGN_SUFFIXES)}) under input directory {path!r}")
         if not matches:
             raise FileNotFoundError(f"input {path!r} does not exist or matches no PGN file ({', '.join(PGN_SUFFIXES)})")
         found.update(posixpath.normpath(m) if "://" not in m else m for m in matches)
     return sorted(found)
+
+
+def _refuse_dangling_links(root: str, path: str) -> None:
+    """Refuse a PGN link to nothing under local input folder ``root``: it names a file the folder should
+    hold, which the folder's listing leaves out without a word. Names the listing leaves out (hidden,
+    starting with ``.`` or ``__``, as ``datasets`` resolves folders) are left out here too.
+
+    Raises:
+        InputMissing: naming the link and its target.
+    """
+    def shown(name: str) -> bool:
+        return not name.startswith((".", "__"))
+
+    for folder, folders, files in os.walk(root):  # not into linked folders: a link cycle would never end
+        folders[:] = sorted(filter(shown, folders))
+        for name in sorted(filter(shown, files)):
+            link = Path(folder, name)
+            if is_pgn_path(name) and link.is_symlink() and not link.exists():
+                raise InputMissing(f"input {str(link)!r}, under input directory {path!r}, is a link to "
+                                   f"{os.readlink(link)!r}, which does not exist")
 
 
 def glob_like(path: str) -> bool:
