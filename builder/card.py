@@ -63,13 +63,14 @@ class Release:
     config: Config = CONFIGS["default"]  # the config this release built
     other_configs: dict[str, DatasetInfo] = field(default_factory=dict)  # the repo's other configs, as their cards said
     held_files: tuple[str, ...] = ()  # the shard paths the release held before this run: the other configs' files
-    partial: str | None = None  # a sentence if the input ran out before the last batch was full
-    #: Per config the card lists, the options that decide its positions (:data:`GENERATION_KEY`).
+    partial: str | None = None  # a sentence naming the partial batches, if the input ran out before they were full
+    #: Per config the card lists, how it was built (:data:`GENERATION_KEY`).
     generation: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
-#: The card's YAML key recording, per config, the options that decide its positions, so that a
-#: release of another config into the repo can be checked against them.
+#: The card's YAML key recording, per config, how it was built: every option, the source files and the
+#: games read and kept (``publish.generation_record``). The options that decide its positions are what
+#: a release of another config into the repo is checked against.
 GENERATION_KEY = "chesspos_generation"
 
 
@@ -105,7 +106,7 @@ def _declared(splits: Iterable[SplitInfo]) -> SplitDict:
 
 
 def recorded_generation(data: DatasetCardData | None) -> dict[str, dict[str, object]]:
-    """The position options a card records per config (:data:`GENERATION_KEY`); none in a card from before."""
+    """What a card records per config of how it was built (:data:`GENERATION_KEY`); none in a card from before."""
     return (data.to_dict().get(GENERATION_KEY) or {}) if data is not None else {}
 
 

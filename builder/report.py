@@ -28,7 +28,7 @@ def summary_text(
         config: the config that was built.
         shards: the release's shards.
         summary: the games read, kept and skipped.
-        partial: why the last batch is partial, if it is.
+        partial: the sentence naming the partial batches, if any.
         local: the output folder, if the user asked for one.
         pushed: ``(endpoint, repo, tag)`` of the push, if any.
         timings: the seconds per stage, if asked for (``--profile``).
