@@ -43,6 +43,8 @@ T = TypeVar("T")
 #: The statuses and the attempts of huggingface_hub's ``http_backoff``.
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 ATTEMPTS, BASE_DELAY, MAX_DELAY = 6, 1.0, 8.0
+#: The longest wait for a rate limit to reset, in seconds.
+MAX_RATE_WAIT = 15 * 60
 LOGIN_HELP = "set HF_TOKEN, pass --token, or run `hf auth login`"
 _VERSION_TAG = re.compile(r"^v(\d+)$")
 
@@ -110,6 +112,8 @@ def with_retries(call: Callable[[], T], what: str, recheck: Callable[[], T | Non
                     raise HubUnreachable(f"cannot reach the Hub ({constants.ENDPOINT}) while {what}: {error}") from error
                 raise
             delay = _backoff(attempt, error)
+            if delay > MAX_RATE_WAIT:  # a limit that resets in hours: stop, and let --resume go on later
+                raise
             logger.warning("%s failed (%s); retry %d/%d in %.0f s", what, _reason(error), attempt, ATTEMPTS - 1, delay)
         time.sleep(delay)
         if recheck is not None and (done := recheck()) is not None:

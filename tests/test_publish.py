@@ -274,6 +274,10 @@ def test_a_rate_limited_commit_waits_as_long_as_the_hub_asks(hub: Hub, games: Pa
     assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN, "--license", "mit"]) == 0
     assert waits == [41.0, 18.0]
     assert [t.name for t in HfApi(endpoint=hub.url, token=TOKEN).list_repo_refs(repo, repo_type="dataset").tags] == ["v1", "v2"]
+    # A limit that resets in hours stops the run at once, with the Hub's answer; --resume goes on later.
+    hub.server.fail_next(1, status=429, path_contains=f"/{repo}/tag/", headers={"Retry-After": "7200"})
+    assert publish_main(["--repo", repo, *common_args(games, batches=1), "--token", TOKEN, "--license", "apache-2.0"]) == 1
+    assert waits == [41.0, 18.0]
 
 
 def test_concurrent_writer_is_detected(hub: Hub, tmp_path: Path) -> None:
