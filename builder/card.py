@@ -159,6 +159,15 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def _parameters_table(parameters: dict[str, object]) -> str:
+    return _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in parameters.items()])
+
+
+def _sources_table(sources: Iterable[SourceFile]) -> str:
+    return _table(["file", "bytes", "sha256"], [[f"`{s.name}`", s.size, f"`{s.sha256}`" if s.sha256 else "not read"]
+                                                for s in sources])
+
+
 def card_body(release: Release) -> str:
     """The card's Markdown body."""
     splits = split_infos(release.shards)
@@ -177,9 +186,8 @@ def card_body(release: Release) -> str:
             for split, info in splits.items()
         ],
     )
-    parameters = _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in release.parameters.items()])
-    sources = _table(["file", "bytes", "sha256"],
-                     [[f"`{s.name}`", s.size, f"`{s.sha256}`" if s.sha256 else "not read"] for s in release.sources])
+    parameters = _parameters_table(release.parameters)
+    sources = _sources_table(release.sources)
     games = _table(
         ["games", "count"],
         [["read", summary.games_read], ["kept", summary.games_kept]]
@@ -480,12 +488,11 @@ def _other_builds(release: Release) -> str:
             continue
         record = dict(record)
         sources, games = record.pop("sources", None), record.pop("games", None)
-        text = f"### `{name}`\n\n" + _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in record.items()])
+        text = f"### `{name}`\n\n" + _parameters_table(record)
         if sources is None:  # recorded by a release from before the sources were
             text += "\n\nIts source files are listed in the card of the release that built it."
         else:
-            text += "\n\n" + _table(["file", "bytes", "sha256"], [
-                [f"`{s['file']}`", s["bytes"], f"`{s['sha256']}`" if s["sha256"] else "not read"] for s in sources])
+            text += "\n\n" + _sources_table(SourceFile(s["file"], s["sha256"], s["bytes"]) for s in sources)
         if games is not None:
             text += f"\n\nGames read: {games['read']}, kept: {games['kept']}."
         parts.append(text)
