@@ -21,7 +21,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from chesspos_positions.builder import GENERATION_FIELDS, ChessposPositionsConfig
 from chesspos_positions.configs import CONFIGS, ConfigName
-from chesspos_positions.executors import SLURM_KEYS, ExecutorKind, slurm_problem
+from chesspos_positions.executors import ExecutorKind, slurm_problem
 from chesspos_positions.sampling import SamplingMode
 from chesspos_positions.units import UNIT_BYTES
 
@@ -276,8 +276,8 @@ def validate(options: PublishOptions, files: Mapping[str, str] | None = None) ->
         if options.dry_run and getattr(options, name):
             raise OptionsError(f"{_label(name, files)} does not go with {_label('dry_run', files)}, which publishes "
                                "nothing (no token, no network): drop one of them")
-    if options.executor == "slurm" and not {"partition", "time"} <= set(options.slurm or {}):
-        raise OptionsError("--executor slurm needs a slurm: section in the --config file with at least partition and time")
+    if options.executor == "slurm" and (problem := slurm_problem(options.slurm or {})):
+        raise OptionsError(f"--executor slurm needs a slurm: section in the --config file: {problem}")
     if not options.license.strip():
         raise OptionsError(f"{_label('license', files)} must not be empty: it is the dataset card's license id "
                            "(e.g. cc0-1.0, cc-by-4.0, other)")

@@ -357,6 +357,10 @@ def _executor(stage: Stage, settings: ExecutorSettings, depends: PipelineExecuto
     )
 
 
+#: The slurm: keys a submission needs.
+_SLURM_NEEDED: Final = ("partition", "time")
+
+
 def slurm_problem(options: object, complete: bool = True) -> str | None:
     """What is wrong with a ``slurm:`` section, if anything (names the key and the value).
 
@@ -369,12 +373,12 @@ def slurm_problem(options: object, complete: bool = True) -> str | None:
         return f"the slurm: section must be a mapping of {', '.join(SLURM_KEYS)}, got {options!r}"
     if unknown := sorted(set(options) - set(SLURM_KEYS), key=str):
         return f"unknown slurm option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(SLURM_KEYS)}"
-    if complete and (missing := sorted({"partition", "time"} - set(options))):
+    if complete and (missing := sorted(set(_SLURM_NEEDED) - set(options))):
         return f"the slurm: section needs {' and '.join(missing)}"
     for key in ("partition", "time", "qos", "venv_path", "env_command"):
-        value = options.get(key)
-        if (value is not None or key in ("partition", "time")) and key in options and \
-                not (isinstance(value, str) and value.strip()):
+        if key not in options or (options[key] is None and key not in _SLURM_NEEDED):  # null: unset
+            continue
+        if not (isinstance(value := options[key], str) and value.strip()):
             hint = ' (quote it, as "60" or "4:00:00": YAML reads 4:00:00 unquoted as the number 14400)' if key == "time" else ""
             return f"slurm: {key} must be a non-empty string, got {value!r}{hint}"
     for key in ("cpus_per_task", "mem_per_cpu_gb"):
