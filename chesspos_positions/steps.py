@@ -214,11 +214,28 @@ def encode_item(job: Job, item: WorkItem, folder: WorkFolder, digest: bool = Fal
     if digest and item.part == 0 and not folder.source(item.file).exists():
         sha256, size = file_digest(item.url)
         write_json(folder.source(item.file), {"sha256": sha256, "size": size})
+    _remove_partials(folder, item)
     for chunk in read_chunks(item, job.unit_bytes):
         if chunk.text is not None and not folder.unit(chunk.file, chunk.index, "json").exists():
             encode_chunk(job, chunk, folder)
     if item.parts:  # the stream was read whole: record how many chunks the file has
         write_json(folder.chunk_count(item.file), {"chunks": chunk.index + 1})
+
+
+def _remove_partials(folder: WorkFolder, item: WorkItem) -> None:
+    """Remove what killed tasks left of ``item``'s units: :func:`_partial` files, never read, as large as a unit.
+
+    One listing of the file's units folder per task, not per unit (the
+    folder holds a few files per unit, thousands for a large file); the
+    units of other items, which other tasks may be writing now, keep theirs.
+    """
+    units = folder.units(item.file)
+    if not units.is_dir():
+        return
+    for entry in os.scandir(units):
+        name = entry.name  # ".CCCCCCC.KIND.HOST.PID.tmp"
+        if name.startswith(".") and name.endswith(".tmp") and name[1:8].isdigit() and item.owns(int(name[1:8])):
+            Path(entry.path).unlink(missing_ok=True)
 
 
 def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
@@ -234,9 +251,6 @@ def encode_chunk(job: Job, chunk: Chunk, folder: WorkFolder) -> None:
     batch_rows: dict[str, list[int]] = {split: [] for split in SPLITS}  # per split, each record batch's rows
     paths = {split: folder.unit(chunk.file, chunk.index, f"{split}.arrow") for split in SPLITS}
     paths["train"].parent.mkdir(parents=True, exist_ok=True)
-    for path in paths.values():  # what a killed task left of this unit: never read, and as large as the unit
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # as _partial names them
-            stale.unlink(missing_ok=True)
     games = chunk.games()
     try:
         # An empty chunk still writes (empty) files with the config's columns.

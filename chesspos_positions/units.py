@@ -66,6 +66,10 @@ class WorkItem:
     part: int
     parts: int
 
+    def owns(self, chunk: int) -> bool:
+        """Whether this item encodes chunk ``chunk`` of its file."""
+        return chunk == self.part if self.parts == 0 else chunk % self.parts == self.part
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -234,7 +238,7 @@ def _compressed_chunks(item: WorkItem, unit_bytes: int) -> Iterator[Chunk]:
             buffer += block
         stop = base + len(buffer) if end is None else end
         text = None
-        if index % item.parts == item.part:
+        if item.owns(index):
             with memoryview(buffer) as view:  # one copy; the view must end before the buffer changes size
                 text = bytes(view[start - base:stop - base])
         yield Chunk(item.file, index, item.url, start, text)
